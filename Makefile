@@ -1,0 +1,38 @@
+# The two commands of the README: `make demo` (the main job) and `make test` (the suite).
+# Each creates .venv/ and installs what it needs on first use; nothing to set up by hand.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DEMO   := examples/corner-market
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-fast lint clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+## The main job: check the demo program, then quote its example request (JSON and explained).
+demo: $(STAMP)
+	$(BIN)/poprules check $(DEMO)/rules.yaml $(DEMO)/catalog.json
+	$(BIN)/poprules explain $(DEMO)/rules.yaml $(DEMO)/catalog.json $(DEMO)/request.json
+	$(BIN)/poprules quote $(DEMO)/rules.yaml $(DEMO)/catalog.json $(DEMO)/request.json
+
+## The whole suite, slow tests included (what CI runs).
+test: $(STAMP)
+	$(BIN)/pytest -n auto $(PYTEST_ARGS)
+
+## The suite without the slow corpora and fuzzers, for a quick local loop.
+test-fast: $(STAMP)
+	$(BIN)/pytest -n auto -m 'not slow' $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check poprules wasm_build edge_worker control_plane tests
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

@@ -1,0 +1,1 @@
+"""Control plane (Flask): merchants publish signed releases; PoPs enroll and pull them."""

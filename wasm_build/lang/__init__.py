@@ -1,0 +1,1 @@
+"""The rule language front end: files → checked, immutable rule model."""

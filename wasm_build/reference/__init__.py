@@ -1,0 +1,1 @@
+"""The reference evaluator: the checked model interpreted exactly, the yardstick."""
