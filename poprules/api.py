@@ -30,20 +30,25 @@ def load(program: PathLike, catalog: PathLike) -> Program:
 
 def read_request(program: Program, request: PathLike | bytes | dict[str, Any]) -> Request:
     """A request from a file, raw JSON bytes or an already-parsed object."""
+    source: str | None = None
     if isinstance(request, dict):
         # Round-trip through the strict reader so a Python float is read as its JSON text.
         raw: bytes = json.dumps(request).encode()
     elif isinstance(request, bytes):
         raw = request
     else:
+        source = str(request)
         try:
             raw = Path(request).read_bytes()
         except OSError as exc:
             raise InputError("request", f"cannot read the request: {exc.strerror}").from_source(
-                str(request)
+                source
             ) from None
-    data = load_object(raw, "request")
-    return parse_request(data, skus=program.catalog.by_sku, zone=program.zone)
+    try:
+        data = load_object(raw, "request")
+        return parse_request(data, skus=program.catalog.by_sku, zone=program.zone)
+    except InputError as exc:
+        raise (exc.from_source(source) if source else exc) from None
 
 
 def quote(program: Program, request: PathLike | bytes | dict[str, Any]) -> dict[str, Any]:

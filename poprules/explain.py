@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -59,7 +60,7 @@ def render(answer: dict[str, Any], *, program: str, at: str, points_rules: froze
             extra = ""
             if c["status"] == "not_applicable":
                 extra = (f": {c['rule']} is {c['reason']}" if c["rule"] else ": no rule uses it")
-            out.append(f"  {c['code']!r}: {c['status']}{extra}")
+            out.append(f"  {json.dumps(c['code'], ensure_ascii=False)}: {c['status']}{extra}")
     return "\n".join(out) + "\n"
 
 
@@ -70,7 +71,7 @@ def _why(r: dict[str, Any], fmt: Callable[[int], str]) -> str:
     if status == "capped":
         return f"capped: {fmt(r['amount'])} (would be {fmt(r['uncapped'])})"
     if status == "not_eligible":
-        return f"not eligible: {r['failed']} is false (value: {r['value']!r})"
+        return f"not eligible: {r['failed']} is false (value: {json.dumps(r['value'])})"
     return {
         "inactive": "inactive: outside its schedule",
         "coupon_required": "needs a usable coupon code",

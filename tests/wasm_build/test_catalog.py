@@ -52,7 +52,12 @@ def test_spec_example() -> None:
     parsed = catalog(
         {
             "currency": "EUR",
-            "attributes": {"on_sale": "bool", "local": "bool", "repairable": "bool", "weight_g": "int"},
+            "attributes": {
+                "on_sale": "bool",
+                "local": "bool",
+                "repairable": "bool",
+                "weight_g": "int",
+            },
             "items": [
                 {
                     "sku": "TEE-01",
@@ -238,6 +243,7 @@ def test_top_level_errors(document: dict[str, Any], field: str) -> None:
         (dict(TEE, price="EUR 5"), "catalog.items[0].price"),
         (dict(TEE, price=["5"]), "catalog.items[0].price"),
         (dict(TEE, price={"amount": "5"}), "catalog.items[0].price"),
+        (dict(TEE, price="1" * 5000), "catalog.items[0].price"),
         ({"sku": "A", "price": "1.00"}, "catalog.items[0].category"),
         (dict(TEE, category=""), "catalog.items[0].category"),
         (dict(TEE, category=None), "catalog.items[0].category"),
@@ -355,8 +361,14 @@ def test_top_level_check_order(document: dict[str, Any], field: str) -> None:
         ({"sku": "TEE-01", "price": None, "category": None}, "catalog.items[1].sku"),
         ({"sku": "B", "price": None, "category": None}, "catalog.items[1].price"),
         ({"sku": "B", "price": "1", "category": None, "title": 1}, "catalog.items[1].category"),
-        ({"sku": "B", "price": "1", "category": "c", "title": 1, "brand": 1}, "catalog.items[1].title"),
-        ({"sku": "B", "price": "1", "category": "c", "brand": 1, "tags": 1}, "catalog.items[1].brand"),
+        (
+            {"sku": "B", "price": "1", "category": "c", "title": 1, "brand": 1},
+            "catalog.items[1].title",
+        ),
+        (
+            {"sku": "B", "price": "1", "category": "c", "brand": 1, "tags": 1},
+            "catalog.items[1].brand",
+        ),
         ({"sku": "B", "price": "1", "category": "c", "tags": 1, "a": 1}, "catalog.items[1].tags"),
         # attributes in declaration order, not item key order
         ({"sku": "B", "price": "1", "category": "c", "b": "x", "a": 1}, "catalog.items[1].a"),
@@ -407,7 +419,14 @@ def test_csv_json_equivalence() -> None:
         {
             "attributes": {"deposit": "money", "origin": "string"},
             "items": [
-                {"sku": "A", "price": "1.5", "category": "c", "tags": ["x", "y"], "deposit": "0.25", "origin": "PT"},
+                {
+                    "sku": "A",
+                    "price": "1.5",
+                    "category": "c",
+                    "tags": ["x", "y"],
+                    "deposit": "0.25",
+                    "origin": "PT",
+                },
                 {"sku": "B", "price": 2, "category": "d"},
             ],
         }
@@ -419,7 +438,7 @@ def test_csv_bom_quoting_blank_lines_and_trimming() -> None:
     text = (
         "\ufeff sku , price ,category,title, flag : bool \r\n"
         "\r\n"
-        '"TEE-01","19.90"  ,apparel,"Tee, organic, ""best""",TRUE\r\n'
+        '"TEE-01","19.90",  apparel ,"Tee, organic, ""best""",TRUE\r\n'
         "   \r\n"
         '"MUG-02",7.45,home,"two\nlines",False\r\n'
         "\r\n"
@@ -427,7 +446,7 @@ def test_csv_bom_quoting_blank_lines_and_trimming() -> None:
     parsed = csv_catalog(text)
     assert [item.sku for item in parsed.items] == ["TEE-01", "MUG-02"]
     assert parsed.items[0].title == 'Tee, organic, "best"'
-    assert parsed.items[0].price == 1990
+    assert (parsed.items[0].price, parsed.items[0].category) == (1990, "apparel")
     assert parsed.items[1].title == "two\nlines"
     assert [item.attributes["flag"] for item in parsed.items] == [True, False]
 
@@ -577,6 +596,7 @@ def test_csv_row_errors(rows: str, field: str) -> None:
         ("1e3", "int"),
         ("- 3", "int"),
         ("3,000", "int"),
+        ("9" * 5000, "int"),
         ("-1", "money"),
         ("1.005", "money"),
     ],
@@ -622,9 +642,11 @@ def test_load_catalog_picks_the_format_by_name(tmp_path: Path) -> None:
 
 
 def test_load_catalog_unreadable(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.json"
     with pytest.raises(InputError) as caught:
-        load_catalog(tmp_path / "missing.json", currency="EUR")
+        load_catalog(missing, currency="EUR")
     assert caught.value.field == "catalog"
+    assert caught.value.location().startswith(f"{missing}: catalog: ")
     with pytest.raises(InputError) as caught:
         load_catalog(tmp_path, currency="EUR")
     assert caught.value.field == "catalog"

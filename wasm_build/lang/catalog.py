@@ -46,18 +46,17 @@ _MISSING = object()
 
 
 def load_catalog(path: str | os.PathLike[str], *, currency: str) -> Catalog:
-    """Read a catalog file; the name alone picks the format, as for programs (spec 1.1)."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise InputError(
-            "catalog", f"cannot read the catalog {str(path)!r}: {exc.strerror}"
-        ) from None
+    """Read a catalog file; the name alone picks the format, as for programs (spec 1.1).
+    Every error carries the file's name, so the CLI can point at it."""
+    source = str(path)
     parse = parse_catalog_csv if Path(path).name.lower().endswith(".csv") else parse_catalog_json
     try:
-        return parse(data, currency=currency)
+        return parse(Path(path).read_bytes(), currency=currency)
+    except OSError as exc:
+        message = f"cannot read the catalog: {exc.strerror or exc}"
+        raise InputError("catalog", message).from_source(source) from None
     except InputError as exc:
-        raise exc.from_source(str(path)) from None
+        raise exc.from_source(source) from None
 
 
 # --- attribute declarations ----------------------------------------------------------------
