@@ -34,8 +34,8 @@ def render(answer: dict[str, Any], *, program: str, at: str, points_rules: froze
     t = answer["totals"]
     out += [
         "",
-        f"Pay now {money(t['payable'])}  (subtotal {money(t['subtotal'])}, discounts "
-        f"{money(t['discount'])}, instant cashback {money(t['cashback_instant'])})",
+        (f"Pay now {money(t['payable'])}  (subtotal {money(t['subtotal'])}, discounts "
+        f"{money(t['discount'])}, instant cashback {money(t['cashback_instant'])})"),
         f"Wallet cashback {money(t['cashback_wallet'])}  ·  points {t['points']}",
     ]
     for w in answer["wallet"]:
@@ -65,16 +65,17 @@ def render(answer: dict[str, Any], *, program: str, at: str, points_rules: froze
 
 
 def _why(r: dict[str, Any], fmt: Callable[[int], str]) -> str:
-    status = r["status"]
+    status: str = r["status"]
     if status == "applied":
         return f"applied: {fmt(r['amount'])}"
     if status == "capped":
         return f"capped: {fmt(r['amount'])} (would be {fmt(r['uncapped'])})"
     if status == "not_eligible":
         return f"not eligible: {r['failed']} is false (value: {json.dumps(r['value'])})"
-    return {
+    reasons = {
         "inactive": "inactive: outside its schedule",
         "coupon_required": "needs a usable coupon code",
         "no_items": "no items: no line it rewards (or their net is 0)",
         "superseded": "superseded by an exclusive rule or a better offer in its group",
-    }.get(status, status)
+    }
+    return reasons.get(status, status)

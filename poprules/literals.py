@@ -7,7 +7,7 @@ million, seconds) and raises `BadLiteral` with a human message; callers add the 
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 PPM = 1_000_000
@@ -35,7 +35,17 @@ def _scaled(whole: str, frac: str | None, places: int, what: str, text: str) -> 
     kept, dropped = frac[:places], frac[places:]
     if dropped.strip("0"):
         raise BadLiteral(f"{text!r} is not a whole number of {what}")
-    return int(whole) * 10**places + int(kept.ljust(places, "0") or "0")
+    scale: int = 10**places
+    return _digits(whole, text) * scale + int(kept.ljust(places, "0") or "0")
+
+
+def _digits(digits: str, text: str) -> int:
+    """`int()` of a digit string; Python refuses more than 4300 digits with a plain
+    ValueError, which must reach callers as the BadLiteral they handle."""
+    try:
+        return int(digits)
+    except ValueError:
+        raise BadLiteral(f"{text!r} has too many digits") from None
 
 
 def parse_amount(text: str, places: int) -> int:
@@ -57,7 +67,7 @@ def parse_percent(text: str) -> int:
 def parse_integer(text: str) -> int:
     if _INTEGER.fullmatch(text) is None:
         raise BadLiteral(f"{text!r} is not an integer")
-    return int(text)
+    return _digits(text, text)
 
 
 def parse_duration(text: str) -> int:
@@ -65,7 +75,7 @@ def parse_duration(text: str) -> int:
     m = _DURATION.fullmatch(text)
     if m is None:
         raise BadLiteral(f"{text!r} is not a duration (an integer and d, h or m, like 30d)")
-    return int(m.group(1)) * _DURATION_UNITS[m.group(2)]
+    return _digits(m.group(1), text) * _DURATION_UNITS[m.group(2)]
 
 
 def parse_time(text: str, zone: ZoneInfo, *, allow_fraction: bool = True) -> int:
@@ -97,7 +107,10 @@ def parse_time(text: str, zone: ZoneInfo, *, allow_fraction: bool = True) -> int
         if oh > 23 or om > 59:
             raise BadLiteral(f"{text!r}: offset {offset} is outside -23:59..+23:59")
         delta = timedelta(hours=oh, minutes=om) * (-1 if offset[0] == "-" else 1)
-    naive_utc = local - delta
+    try:
+        naive_utc = local - delta
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before the first day datetime knows
+        raise BadLiteral(f"{text!r} is outside the years 0001 to 9999 in UTC") from None
     return _days_from_civil(naive_utc.year, naive_utc.month, naive_utc.day) * 86_400 + (
         naive_utc.hour * 3600 + naive_utc.minute * 60 + naive_utc.second
     )
@@ -138,7 +151,7 @@ def format_utc(seconds: int) -> str:
 
 def local_wall_clock(seconds: int, zone: ZoneInfo) -> tuple[int, int]:
     """(weekday 0=Monday, seconds since local midnight) of an instant in `zone`."""
-    utc = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=seconds)
+    utc = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds)
     local = utc.astimezone(zone)
     return local.weekday(), local.hour * 3600 + local.minute * 60 + local.second
 

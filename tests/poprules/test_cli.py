@@ -108,3 +108,14 @@ def test_installed_command_runs_the_example() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["totals"]["payable"] == 4327
+
+
+def test_check_points_at_the_offending_operator_in_a_condition(tmp_path: Path) -> None:
+    program = tmp_path / "rules.yaml"
+    program.write_text(
+        "program: shop\ncurrency: EUR\ntimezone: Europe/Lisbon\nrules:\n"
+        "  - id: big-basket\n    when: order.subtotal >= \"100\"\n    cashback: 4%\n"
+    )
+    code, _, err = run("check", str(program), str(DEMO / "catalog.json"))
+    assert code == 2
+    assert err.startswith(f"{program}:6:26: rule big-basket: when: >= cannot combine")

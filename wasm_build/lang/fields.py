@@ -7,6 +7,8 @@ is; `rule` is attached by the caller that knows it.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from zoneinfo import ZoneInfo
 
 from poprules.errors import InputError, Where
@@ -43,6 +45,18 @@ def fail(field: str, message: str, node: Node | None) -> InputError:
     return InputError(field, message, where=where(node))
 
 
+@contextmanager
+def within(node: Node) -> Iterator[None]:
+    """A value that is missing has no place in the file: point its error at the mapping
+    that lacks it, so a reader can still find the line."""
+    try:
+        yield
+    except InputError as exc:
+        if exc.where is None:
+            exc.where = node.where
+        raise
+
+
 def text(node: Node | None, field: str, what: str = "text") -> str:
     """Text where text is expected: an unquoted number is its source text (`id: 404`)."""
     if not isinstance(node, Text):
@@ -62,11 +76,16 @@ def sequence(node: Node | None, field: str) -> Seq:
     return node
 
 
-def only_keys(node: Map, allowed: tuple[str, ...], prefix: str) -> None:
-    """Refuse the first key (in file order) that the mapping may not have."""
+def only_keys(node: Map, allowed: tuple[str, ...], prefix: str, whole: str = "") -> None:
+    """Refuse the first key (in file order) that the mapping may not have. An empty key
+    (`"": x`, `~: x`) has no name to report, so the field is the mapping's own: `whole`,
+    else `prefix`."""
     for key in node.items:
         if key not in allowed:
-            field = f"{prefix}.{key}" if prefix else key
+            if not key:
+                field = whole or prefix
+            else:
+                field = f"{prefix}.{key}" if prefix else key
             raise fail(field, f"unknown key {key!r}; expected one of {', '.join(allowed)}",
                        node.keys[key])
 

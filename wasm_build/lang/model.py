@@ -9,14 +9,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from types import MappingProxyType
-from typing import Union
 from zoneinfo import ZoneInfo
 
 from wasm_build.lang.ast import Node, Type
 
 # --- catalog ------------------------------------------------------------------------------
 
-AttributeValue = Union[bool, int, str]
+AttributeValue = bool | int | str
 
 #: The value an item has for a declared attribute it does not set (spec 1.2).
 ATTRIBUTE_DEFAULTS: Mapping[Type, AttributeValue] = MappingProxyType(
@@ -92,7 +91,7 @@ class PerUnit:
     minor: int
 
 
-Value = Union[Percent, Amount, PerUnit]
+Value = Percent | Amount | PerUnit
 
 
 @dataclass(frozen=True)
@@ -113,7 +112,7 @@ class Keyed:
     values: Mapping[str, Value]
 
 
-ValueSpec = Union[Percent, Amount, PerUnit, Tiers, Keyed]
+ValueSpec = Percent | Amount | PerUnit | Tiers | Keyed
 
 
 class Lane(Enum):
@@ -165,7 +164,7 @@ class Credit:
     phase = 2
 
 
-Reward = Union[Discount, FreeItems, Cashback, Points, Credit]
+Reward = Discount | FreeItems | Cashback | Points | Credit
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, available_timezones
 
 from poprules.codes import normalize_code
 from poprules.currency import DECIMALS
-from poprules.errors import InputError
+from poprules.errors import InputError, Where
 from poprules.jsonio import decode_text
 from wasm_build.lang import fields as f
 from wasm_build.lang.ast import Const, Name, Type
@@ -107,11 +107,12 @@ def parse_program(
     if not isinstance(root, Map):
         raise f.fail("program", "the program must be a mapping of keys such as program, "
                      "currency, timezone, rules", root)
-    f.only_keys(root, PROGRAM_KEYS, "")
-    name = _program_name(root.items.get("program"))
-    currency = _currency(root.items.get("currency"))
-    timezone = _timezone(root.items.get("timezone"))
-    rounding = _rounding(root.items.get("rounding"))
+    f.only_keys(root, PROGRAM_KEYS, "", "program")
+    with f.within(root):
+        name = _program_name(root.items.get("program"))
+        currency = _currency(root.items.get("currency"))
+        timezone = _timezone(root.items.get("timezone"))
+        rounding = _rounding(root.items.get("rounding"))
     cat = catalog(currency)
     loader = _RuleLoader(currency, ZoneInfo(timezone), cat)
     coupons = loader.coupon_sets(root.items.get("coupons"))
@@ -134,6 +135,15 @@ def _repeated_key(doc: Document) -> InputError:
                 if isinstance(rid, Text) and f.ID.fullmatch(rid.text):
                     err.rule = rid.text
     return err
+
+
+def _inside(node: Text, raw: str, column: int) -> Where:
+    """The file position of a column of a condition: exact for a plain one-line scalar, the
+    scalar's start otherwise (quotes, escapes and folding move characters around)."""
+    line, start = node.where.line, node.where.column
+    if node.quoted or "\n" in raw or start is None:
+        return node.where
+    return Where(line, start + len(raw) - len(raw.lstrip()) + column - 1)
 
 
 def _program_name(node: Node | None) -> str:
@@ -192,11 +202,15 @@ class _RuleLoader:
             return ()
         seq = f.sequence(node, "coupons")
         owner: dict[str, str] = {}
-        return tuple(self.coupon_set(item, i, owner) for i, item in enumerate(seq.items))
+        sets: list[CouponSet] = []
+        for i, item in enumerate(seq.items):
+            m = f.mapping(item, f"coupons[{i}]")
+            with f.within(m):
+                sets.append(self.coupon_set(m, i, owner))
+        return tuple(sets)
 
-    def coupon_set(self, node: Node | None, i: int, owner: dict[str, str]) -> CouponSet:
+    def coupon_set(self, m: Map, i: int, owner: dict[str, str]) -> CouponSet:
         at = f"coupons[{i}]"
-        m = f.mapping(node, at)
         f.only_keys(m, COUPON_KEYS, at)
         get = m.items.get
         if get("id") is None:
@@ -241,10 +255,11 @@ class _RuleLoader:
             return None
         m = f.mapping(node, field)
         f.only_keys(m, ("count", "prefix", "length"), field)
-        count = f.integer(m.items.get("count"), f"{field}.count", 1)
-        prefix_node = m.items.get("prefix")
-        prefix = "" if prefix_node is None else f.text(prefix_node, f"{field}.prefix")
-        length = f.integer(m.items.get("length"), f"{field}.length", 1)
+        with f.within(m):
+            count = f.integer(m.items.get("count"), f"{field}.count", 1)
+            prefix_node = m.items.get("prefix")
+            prefix = "" if prefix_node is None else f.text(prefix_node, f"{field}.prefix")
+            length = f.integer(m.items.get("length"), f"{field}.length", 1)
         return Generate(count, length, prefix)
 
     # --- rules -------------------------------------------------------------------------
@@ -261,7 +276,8 @@ class _RuleLoader:
                 raise f.fail(f"rules[{i}].id", "a rule needs an id", m)
             rid = f.identifier(m.items.get("id"), f"rules[{i}].id")
             try:
-                rule = self.rule(m, i, rid)
+                with f.within(m):
+                    rule = self.rule(m, i, rid)
                 if rid in seen:
                     raise f.fail("id", f"the rule id {rid!r} is used twice", m.items["id"])
             except InputError as exc:
@@ -289,7 +305,7 @@ class _RuleLoader:
                                  "rewards", rule=last.id, where=where)
 
     def rule(self, m: Map, index: int, rid: str) -> Rule:
-        f.only_keys(m, RULE_KEYS, "")
+        f.only_keys(m, RULE_KEYS, "", f"rules[{index}]")
         get = m.items.get
         title = "" if get("title") is None else f.text(get("title"), "title")
         priority = 0 if get("priority") is None else f.integer(get("priority"), "priority")
@@ -317,15 +333,16 @@ class _RuleLoader:
                 raise InputError(field, f"{field} must be a {expected.value} expression",
                                  text=word, column=1, where=node.where)
             return Expression(word, Const(0, len(word), Type.BOOL, node.value))
-        source = f.text(node, field, "an expression").strip()
+        raw = f.text(node, field, "an expression")
+        source = raw.strip()
         try:
             tree = self.checker.check(parse(source, self.literals), scope, expected)
         except ExprError as exc:
             raise InputError(field, exc.message, text=source, column=exc.column,
-                             where=node.where) from None
+                             where=_inside(node, raw, exc.column)) from None
         return Expression(source, tree)
 
-    def schedule(self, node: Node) -> Schedule:
+    def schedule(self, node: Node | None) -> Schedule:
         m = f.mapping(node, "active")
         f.only_keys(m, ("from", "until", "days", "hours"), "active")
         get = m.items.get
@@ -377,6 +394,12 @@ class _RuleLoader:
                          f"cashback, points or credit); found {found}", m)
         key = present[0]
         node = m.items[key]
+        assert node is not None
+        with f.within(node):
+            reward = self.reward_body(key, node)
+        return self.reward_options(m, reward), isinstance(reward, Points)
+
+    def reward_body(self, key: str, node: Node) -> Reward:
         reward: Reward
         if key == "discount":
             reward = Discount(self.value_spec(node, "discount"))
@@ -406,7 +429,7 @@ class _RuleLoader:
             toward = self.condition(body.items["toward"], "credit.toward", Scope.ITEM)
             assert toward is not None
             reward = Credit(amount, toward)
-        return self.reward_options(m, reward), isinstance(reward, Points)
+        return reward
 
     def reward_options(self, m: Map, reward: Reward) -> Reward:
         get = m.items.get
@@ -447,7 +470,7 @@ class _RuleLoader:
                 reward = Cashback(reward.value, reward.lane, reward.vest, reward.expires, True)
         return reward
 
-    def value_spec(self, node: Node, field: str, *, credit: bool = False) -> ValueSpec:
+    def value_spec(self, node: Node | None, field: str, *, credit: bool = False) -> ValueSpec:
         """A reward value, possibly tiered or keyed (spec 4)."""
         if isinstance(node, Map):
             keys = set(node.items)
@@ -474,8 +497,9 @@ class _RuleLoader:
 
     def tiers(self, node: Node | None, field: str, credit: bool) -> Tiers:
         body = f.mapping(node, field)
-        if not set(body.items) <= {"basis", "steps"}:
-            raise f.fail(field, "tiers takes basis and steps only", body)
+        for key in body.items:
+            if key not in ("basis", "steps"):
+                raise f.fail(field, "tiers takes basis and steps only", body.keys[key])
         basis_node = body.items.get("basis")
         if basis_node is None:
             basis = Expression("order.subtotal", Name(0, 14, "order.subtotal", Type.MONEY))
@@ -492,10 +516,11 @@ class _RuleLoader:
             step = f.mapping(item, field)
             if set(step.items) != {"min", "value"}:
                 raise f.fail(field, "each step is {min: amount, value: ...}", step)
-            minimum = f.amount(step.items["min"], field, self.places)
-            if any(s.min == minimum for s in steps):
-                raise f.fail(field, "two steps have the same min", step)
-            steps.append(Step(minimum, self.value(step.items["value"], field, credit)))
+            with f.within(step):
+                minimum = f.amount(step.items["min"], field, self.places)
+                if any(s.min == minimum for s in steps):
+                    raise f.fail(field, "two steps have the same min", step)
+                steps.append(Step(minimum, self.value(step.items["value"], field, credit)))
         return Tiers(basis, tuple(sorted(steps, key=lambda s: s.min)))
 
     def keyed(self, node: Map, field: str, credit: bool) -> Keyed:

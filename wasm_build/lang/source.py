@@ -10,7 +10,6 @@ by the strict JSON reader and turned into the same tree, so one checker serves b
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 import yaml
 
@@ -53,7 +52,7 @@ class Seq:
     where: Where
 
 
-Node = Union[Text, Flag, Map, Seq]
+Node = Text | Flag | Map | Seq
 
 
 @dataclass

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from poprules.literals import BadLiteral, parse_amount, parse_percent, parse_time
+from poprules.literals import BadLiteral, parse_amount, parse_integer, parse_percent, parse_time
 from wasm_build.lang.ast import (
     Aggregate,
     Arith,
@@ -28,9 +28,14 @@ from wasm_build.lang.ast import (
     Type,
 )
 
-KEYWORDS = frozenset("and or not in true false count sum any all".split())
-AGGREGATES = frozenset("count sum any all".split())
-_COMPARE = frozenset("== != < <= > >=".split())
+KEYWORDS = frozenset(["and", "or", "not", "in", "true", "false", "count", "sum", "any", "all"])
+AGGREGATES = frozenset(["count", "sum", "any", "all"])
+_COMPARE = frozenset(["==", "!=", "<", "<=", ">", ">="])
+# Every later pass (type checking, evaluation, code generation) recurses over the tree, and
+# so does this parser over parentheses, `not` and aggregates: a bound on nesting is what
+# keeps a hostile condition a compile error rather than a RecursionError.
+MAX_DEPTH = 50
+_TOO_DEEP = f"the expression is nested too deeply (more than {MAX_DEPTH} levels)"
 
 _SPACE = re.compile(r"[ \t\r\n]+")
 _TIME = re.compile(
@@ -77,12 +82,14 @@ def tokenize(text: str, ctx: LiteralContext) -> list[Token]:
             pos = m.end()
             continue
         ch = text[pos]
-        if ch.isdigit():
+        if "0" <= ch <= "9":  # str.isdigit() is also true of "²" and "٣"
             tokens.append(_number_or_time(text, pos, ctx))
         elif ch == '"':
             tokens.append(_string(text, pos))
         elif (m := _WORD.match(text, pos)) is not None:
             word = m.group()
+            if word not in KEYWORDS and word.lower() in KEYWORDS:
+                raise ExprError(pos + 1, f"keywords are lowercase: write {word.lower()}")
             kind = "keyword" if word in KEYWORDS else "name"
             if kind == "keyword" and word in ("true", "false"):
                 lit = Const(pos, m.end(), Type.BOOL, word == "true")
@@ -121,7 +128,7 @@ def _number_or_time(text: str, pos: int, ctx: LiteralContext) -> Token:
         elif "." in word:
             lit = Const(pos, m.end(), Type.MONEY, parse_amount(word, ctx.places))
         else:
-            lit = Const(pos, m.end(), Type.UNTYPED, int(word))
+            lit = Const(pos, m.end(), Type.UNTYPED, parse_integer(word))
     except BadLiteral as exc:
         raise ExprError(pos + 1, str(exc)) from None
     return _literal_token(text, pos, m.end(), lit)
@@ -164,13 +171,50 @@ def parse(text: str, ctx: LiteralContext) -> Node:
     tok = parser.peek()
     if tok.kind != "end":
         raise ExprError(tok.start + 1, f"unexpected {tok.text!r}")
+    _check_depth(node)
     return node
+
+
+def _children(node: Node) -> tuple[Node, ...]:
+    if isinstance(node, Paren):
+        return (node.inner,)
+    if isinstance(node, Not):
+        return (node.operand,)
+    if isinstance(node, Logic):
+        return node.operands
+    if isinstance(node, (Compare, Arith)):
+        return node.left, node.right
+    if isinstance(node, InList):
+        return (node.value, *node.items)
+    if isinstance(node, InSet):
+        return node.value, node.collection
+    if isinstance(node, Aggregate):
+        return tuple(n for n in (node.value, node.condition) if n is not None)
+    return ()
+
+
+def _check_depth(root: Node) -> None:
+    """Refuse a tree deeper than MAX_DEPTH; iterative, since a long `+` chain nests without
+    any parenthesis. The column is the start of the first node (in source order) too deep."""
+    stack: list[tuple[Node, int]] = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ExprError(node.start + 1, _TOO_DEEP)
+        stack.extend((child, depth + 1) for child in reversed(_children(node)))
+
 
 
 class _Parser:
     def __init__(self, tokens: list[Token]) -> None:
         self.tokens = tokens
         self.pos = 0
+        self.depth = 0  # parentheses, `not` and aggregates open around the current token
+
+    def nest(self, tok: Token) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise ExprError(tok.start + 1, _TOO_DEEP)
 
     def peek(self, ahead: int = 0) -> Token:
         return self.tokens[min(self.pos + ahead, len(self.tokens) - 1)]
@@ -211,7 +255,9 @@ class _Parser:
     def not_(self) -> Node:
         if self.is_("keyword", "not"):
             tok = self.take()
+            self.nest(tok)
             operand = self.not_()
+            self.depth -= 1
             return Not(tok.start, operand.end, operand)
         return self.comparison()
 
@@ -287,8 +333,10 @@ class _Parser:
             return Name(tok.start, tok.end, tok.text)
         if tok.kind == "op" and tok.text == "(":
             self.take()
+            self.nest(tok)
             inner = self.expression()
             close = self.expect("op", ")")
+            self.depth -= 1
             return Paren(tok.start, close.end, inner)
         if tok.kind == "keyword" and tok.text in AGGREGATES:
             return self.aggregate()
@@ -298,6 +346,7 @@ class _Parser:
 
     def aggregate(self) -> Node:
         name = self.take()
+        self.nest(name)
         self.expect("op", "(")
         first = self.expression()
         second: Node | None = None
@@ -305,6 +354,7 @@ class _Parser:
             self.take()
             second = self.expression()
         close = self.expect("op", ")")
+        self.depth -= 1
         if name.text == "sum":
             return Aggregate(name.start, close.end, "sum", first, second)
         return Aggregate(name.start, close.end, name.text, None, first)

@@ -120,7 +120,7 @@ class _Evaluation:
         self.outcomes: dict[str, _Outcome] = {}
         self.wallet: list[dict[str, Any]] = []
         self.credits: list[dict[str, Any]] = []
-        self.nudges: list[tuple[int, int, dict[str, Any]]] = []
+        self.nudges: list[tuple[int, str, dict[str, Any]]] = []
 
     # --- state views ---------------------------------------------------------------------
 
@@ -463,7 +463,7 @@ def _missing(node: Node, order: OrderView) -> int | None:
         return None
     if not _is_spend(spend) or uses_name(threshold) or type_of(threshold) is not Type.MONEY:
         return None
-    gap = evaluate(threshold, order) - evaluate(spend, order)
+    gap: int = evaluate(threshold, order) - evaluate(spend, order)
     return gap + 1 if node.op in (">", "<") else gap
 
 
