@@ -3,7 +3,9 @@
     program = poprules.load("rules.yaml", "catalog.json")
     answer = poprules.quote(program, {"lines": [...], "at": "2026-07-04T10:00:00Z"})
 
-Invalid input raises `poprules.InputError`, whose `to_json()` is the error of spec 9.3.
+`quote` runs the compiled WebAssembly module by default and the reference evaluator with
+`engine="python"`; both give the same answer. Invalid input raises `poprules.InputError`,
+whose `to_json()` is the error of spec 9.3.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from poprules.errors import InputError
 from poprules.jsonio import load_object
@@ -20,7 +22,13 @@ from wasm_build.lang.model import Program
 from wasm_build.lang.program import load_program
 from wasm_build.reference.quote import quote as reference_quote
 
+if TYPE_CHECKING:
+    from edge_worker.core.engine import Engine
+    from edge_worker.core.release import Release
+
 PathLike = str | os.PathLike[str]
+RequestInput = PathLike | bytes | dict[str, Any]
+EngineName = Literal["wasm", "python"]
 
 
 def load(program: PathLike, catalog: PathLike) -> Program:
@@ -28,22 +36,49 @@ def load(program: PathLike, catalog: PathLike) -> Program:
     return load_program(program, catalog)
 
 
-def read_request(program: Program, request: PathLike | bytes | dict[str, Any]) -> Request:
-    """A request from a file, raw JSON bytes or an already-parsed object."""
-    source: str | None = None
+def build(program: Program, *, key: bytes | None = None) -> bytes:
+    """The release bundle of a checked program: the same inputs give the same bytes."""
+    from wasm_build.bundle import build as build_bundle
+
+    return build_bundle(program, key=key)
+
+
+def default_engine() -> Engine:
+    """The wasmtime engine, shared by every release this process loads."""
+    global _ENGINE
+    if _ENGINE is None:
+        from edge_worker.engines.wasmtime_engine import WasmtimeEngine
+
+        _ENGINE = WasmtimeEngine()
+    return _ENGINE
+
+
+_ENGINE: Engine | None = None
+
+
+def load_release(bundle: bytes, engine: Engine | None = None) -> Release:
+    from edge_worker.core.release import Release
+
+    return Release.load(bundle, engine or default_engine())
+
+
+def _raw(request: RequestInput) -> tuple[bytes, str | None]:
     if isinstance(request, dict):
-        # Round-trip through the strict reader so a Python float is read as its JSON text.
-        raw: bytes = json.dumps(request).encode()
-    elif isinstance(request, bytes):
-        raw = request
-    else:
-        source = str(request)
-        try:
-            raw = Path(request).read_bytes()
-        except OSError as exc:
-            raise InputError("request", f"cannot read the request: {exc.strerror}").from_source(
-                source
-            ) from None
+        # Through the strict reader, so a Python float is read as its JSON text.
+        return json.dumps(request).encode(), None
+    if isinstance(request, bytes):
+        return request, None
+    try:
+        return Path(request).read_bytes(), str(request)
+    except OSError as exc:
+        raise InputError("request", f"cannot read the request: {exc.strerror}").from_source(
+            str(request)
+        ) from None
+
+
+def read_request(program: Program, request: RequestInput) -> Request:
+    """A request from a file, raw JSON bytes or an already-parsed object."""
+    raw, source = _raw(request)
     try:
         data = load_object(raw, "request")
         return parse_request(data, skus=program.catalog.by_sku, zone=program.zone)
@@ -51,6 +86,20 @@ def read_request(program: Program, request: PathLike | bytes | dict[str, Any]) -
         raise (exc.from_source(source) if source else exc) from None
 
 
-def quote(program: Program, request: PathLike | bytes | dict[str, Any]) -> dict[str, Any]:
-    """The quote of spec section 8, computed by the reference evaluator."""
-    return reference_quote(program, read_request(program, request))
+def quote(program: Program, request: RequestInput, *,
+          engine: EngineName = "wasm") -> dict[str, Any]:
+    """The quote of spec section 8 for a program read from its sources (no `release` key)."""
+    parsed = read_request(program, request)
+    if engine == "python":
+        return reference_quote(program, parsed)
+    return load_release(build(program)).quote(parsed, with_release=False)
+
+
+def quote_bundle(release: Release, request: RequestInput) -> dict[str, Any]:
+    """The quote from a built release, naming it in `release`."""
+    raw, source = _raw(request)
+    try:
+        parsed = release.read_request(load_object(raw, "request"))
+    except InputError as exc:
+        raise (exc.from_source(source) if source else exc) from None
+    return release.quote(parsed)

@@ -8,15 +8,20 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from typing import Any, NoReturn
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from poprules import api
+from poprules.bundle import BundleError
 from poprules.errors import InputError
 from poprules.explain import render
 from poprules.literals import format_utc
 from wasm_build.lang.model import Points
+
+if TYPE_CHECKING:
+    from edge_worker.core.release import Release
 
 EXIT_INVALID = 2
 EXIT_INTERNAL = 1
@@ -64,11 +69,60 @@ def check(program: str, catalog: str) -> None:
 @main.command()
 @click.argument("program", type=_FILE)
 @click.argument("catalog", type=_FILE)
-@click.argument("request", type=_FILE)
-def quote(program: str, catalog: str, request: str) -> None:
-    """Print the quote of spec section 8 as JSON (or {"error": ...} with exit 2)."""
-    answer = _guard(lambda: api.quote(api.load(program, catalog), request), json_errors=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
+              help="Where to write the release bundle.")
+def build(program: str, catalog: str, output: str) -> None:
+    """Compile a program and its catalog into a release bundle (same inputs, same bytes)."""
+
+    def run() -> tuple[str, int]:
+        data = api.build(api.load(program, catalog))
+        Path(output).write_bytes(data)
+        return api.load_release(data).hash, len(data)
+
+    release, size = _guard(run, json_errors=False)
+    click.echo(f"{output}: {size:,} bytes, release {release}")
+
+
+@main.command()
+@click.argument("files", nargs=-1, type=_FILE, metavar="[PROGRAM CATALOG] REQUEST")
+@click.option("--bundle", type=_FILE, help="Quote from a built release bundle.")
+@click.option("--engine", type=click.Choice(["wasm", "python"]), default="wasm",
+              show_default=True,
+              help="wasm: the compiled module; python: the reference evaluator.")
+def quote(files: tuple[str, ...], bundle: str | None, engine: str) -> None:
+    """Print the quote of spec section 8 as JSON (or {"error": ...} with exit 2).
+
+    From sources: PROGRAM CATALOG REQUEST. From a release: --bundle BUNDLE REQUEST (the
+    answer then names the release). The answer is the same with either engine.
+    """
+    if bundle is not None:
+        if len(files) != 1 or engine != "wasm":
+            raise click.UsageError("with --bundle give only REQUEST (a bundle runs its module)")
+
+        def from_bundle() -> dict[str, Any]:
+            return api.quote_bundle(_release(bundle), files[0])
+
+        answer = _guard(from_bundle, json_errors=True)
+    else:
+        if len(files) != 3:
+            raise click.UsageError("give PROGRAM CATALOG REQUEST, or --bundle BUNDLE REQUEST")
+        program, catalog, request = files
+        answer = _guard(lambda: api.quote(api.load(program, catalog), request,
+                                          engine="python" if engine == "python" else "wasm"),
+                        json_errors=True)
     click.echo(json.dumps(answer, ensure_ascii=False, indent=1))
+
+
+def _release(path: str) -> Release:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise InputError("bundle", f"cannot read the bundle: {exc.strerror}").from_source(
+            path) from None
+    try:
+        return api.load_release(data)
+    except BundleError as exc:
+        raise InputError("bundle", str(exc)).from_source(path) from None
 
 
 @main.command()
@@ -81,7 +135,7 @@ def explain(program: str, catalog: str, request: str) -> None:
     def run() -> str:
         checked = api.load(program, catalog)
         parsed = api.read_request(checked, request)
-        answer = api.quote(checked, request)
+        answer = api.quote(checked, request, engine="python")
         points = frozenset(r.id for r in checked.rules if isinstance(r.reward, Points))
         return render(answer, program=checked.name, at=format_utc(parsed.at), points_rules=points)
 

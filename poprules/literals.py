@@ -7,7 +7,7 @@ million, seconds) and raises `BadLiteral` with a human message; callers add the 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 PPM = 1_000_000
@@ -78,7 +78,7 @@ def parse_duration(text: str) -> int:
     return _digits(m.group(1), text) * _DURATION_UNITS[m.group(2)]
 
 
-def parse_time(text: str, zone: ZoneInfo, *, allow_fraction: bool = True) -> int:
+def parse_time(text: str, zone: tzinfo, *, allow_fraction: bool = True) -> int:
     """A time literal → Unix seconds (UTC). Local times are read in `zone`: a time in a
     spring-forward gap takes the offset in force before the change, an ambiguous one its
     first occurrence (both are what `fold=0` means in PEP 495)."""

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from collections.abc import Container
 from dataclasses import dataclass
+from datetime import tzinfo
 from typing import Any, TypeGuard
-from zoneinfo import ZoneInfo
 
 from poprules.errors import InputError
 from poprules.jsonio import JSONNumber, load_object
@@ -50,12 +50,12 @@ class Request:
     at: int  # Unix seconds
 
 
-def load_request(raw: bytes, *, skus: Container[str], zone: ZoneInfo) -> Request:
+def load_request(raw: bytes, *, skus: Container[str], zone: tzinfo) -> Request:
     """Read a request file; a repeated key anywhere is `request.<key>` (spec 9.3)."""
     return parse_request(load_object(raw, "request"), skus=skus, zone=zone)
 
 
-def parse_request(data: dict[str, Any], *, skus: Container[str], zone: ZoneInfo) -> Request:
+def parse_request(data: dict[str, Any], *, skus: Container[str], zone: tzinfo) -> Request:
     """Check an already-decoded request. Local variables, not constructor arguments, fix the
     check order, because which error is reported first is part of the contract."""
     lines = _lines(data.get("lines"), skus)
@@ -187,7 +187,7 @@ def _prefer(value: Any) -> str:
     return value
 
 
-def _at(value: Any, zone: ZoneInfo) -> int:
+def _at(value: Any, zone: tzinfo) -> int:
     if value is None:
         raise InputError("at", "at is required: the time of the quote, like 2026-07-04T10:00:00Z")
     if not is_text(value):

@@ -137,11 +137,11 @@ def _repeated_key(doc: Document) -> InputError:
     return err
 
 
-def _inside(node: Text, raw: str, column: int) -> Where:
+def _inside(node: Node, raw: str, column: int) -> Where | None:
     """The file position of a column of a condition: exact for a plain one-line scalar, the
     scalar's start otherwise (quotes, escapes and folding move characters around)."""
     line, start = node.where.line, node.where.column
-    if node.quoted or "\n" in raw or start is None:
+    if not isinstance(node, Text) or node.quoted or "\n" in raw or start is None:
         return node.where
     return Where(line, start + len(raw) - len(raw.lstrip()) + column - 1)
 

@@ -14,7 +14,8 @@ from poprules.codes import normalize_code
 from poprules.currency import format_amount
 from poprules.literals import format_percent, format_utc
 from poprules.request import Request
-from wasm_build.lang.ast import Aggregate, Compare, Logic, Name, Node, Type, strip_parens, uses_name
+from wasm_build.lang.analysis import and_chain, is_spend, spend_threshold
+from wasm_build.lang.ast import Node
 from wasm_build.lang.model import (
     Amount,
     Cashback,
@@ -34,7 +35,6 @@ from wasm_build.lang.model import (
     Value,
     ValueSpec,
 )
-from wasm_build.lang.typecheck import type_of
 from wasm_build.reference.conditions import (
     LineView,
     OrderView,
@@ -298,7 +298,7 @@ class _Evaluation:
     def nudge_from_when(self, rule: Rule, order: OrderView) -> None:
         """A false `when` nudges when its only false operand is a spend below a threshold."""
         assert rule.when is not None
-        operands = _and_chain(rule.when.node)
+        operands = and_chain(rule.when.node)
         false = [o for o in operands if not evaluate(o, order)]
         if len(false) != 1:
             return
@@ -320,7 +320,7 @@ class _Evaluation:
 
     def nudge_from_tiers(self, rule: Rule, spec: ValueSpec, order: OrderView) -> None:
         """A value tiered on a spend nudges toward the next step above the basis."""
-        if not isinstance(spec, Tiers) or not _is_spend(spec.basis.node):
+        if not isinstance(spec, Tiers) or not is_spend(spec.basis.node):
             return
         basis = evaluate(spec.basis.node, order)
         above = [s for s in spec.steps if s.min > basis]
@@ -436,35 +436,14 @@ def _value_spec(rule: Rule) -> ValueSpec | None:
     return None
 
 
-def _and_chain(node: Node) -> list[Node]:
-    node = strip_parens(node)
-    if isinstance(node, Logic) and node.op == "and":
-        return [leaf for operand in node.operands for leaf in _and_chain(operand)]
-    return [node]
-
-
-def _is_spend(node: Node) -> bool:
-    node = strip_parens(node)
-    if isinstance(node, Name):
-        return node.name in ("order.subtotal", "order.net")
-    return isinstance(node, Aggregate) and node.func == "sum" and node.type is Type.MONEY
-
-
 def _missing(node: Node, order: OrderView) -> int | None:
-    """How much more spend makes `S >= X` (or `S > X`, `X <= S`, `X < S`) true."""
-    if not isinstance(node, Compare):
+    """How much more spend makes a false `S >= X` (or `S > X`, ...) operand true."""
+    shape = spend_threshold(node)
+    if shape is None:
         return None
-    left, right = strip_parens(node.left), strip_parens(node.right)
-    if node.op in (">=", ">"):
-        spend, threshold = left, right
-    elif node.op in ("<=", "<"):
-        spend, threshold = right, left
-    else:
-        return None
-    if not _is_spend(spend) or uses_name(threshold) or type_of(threshold) is not Type.MONEY:
-        return None
+    spend, threshold, strict = shape
     gap: int = evaluate(threshold, order) - evaluate(spend, order)
-    return gap + 1 if node.op in (">", "<") else gap
+    return gap + 1 if strict else gap
 
 
 def quote(program: Program, request: Request) -> dict[str, Any]:

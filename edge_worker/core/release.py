@@ -1,0 +1,90 @@
+"""A release as a PoP runs it: a checked bundle, its tables, and its module in an engine.
+
+`Release.load` refuses a bundle whose parts do not match its manifest; `Release.quote` turns
+a request into the quote of spec section 8 by running the module, so every host that loads
+the same bundle gives the same answer.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass
+from hashlib import sha256
+from typing import Any
+
+from edge_worker.core.codec import Tables, decode, encode
+from edge_worker.core.engine import Engine, Runner
+from poprules import bundle as fmt
+from poprules.codes import normalize_code
+from poprules.errors import InputError
+from poprules.jsonio import load_object
+from poprules.request import Request, parse_request
+from poprules.zone import TableZone
+from wasm_build import abi
+
+
+class EvaluationError(RuntimeError):
+    """The module could not answer (a figure overflows 64 bits, or the host broke the ABI)."""
+
+
+@dataclass(frozen=True)
+class Release:
+    bundle: fmt.Bundle
+    tables: Tables
+    zone: TableZone
+    runner: Runner
+
+    @classmethod
+    def load(cls, data: bytes, engine: Engine) -> Release:
+        bundle = fmt.decode(data)
+        if bundle.manifest.get("abi") != abi.ABI_VERSION:
+            raise fmt.BundleError(f"the bundle's module speaks ABI {bundle.manifest.get('abi')}, "
+                                  f"this host speaks {abi.ABI_VERSION}")
+        tables = Tables.of(bundle.tables)
+        zone = TableZone(bundle.tables["timezone"], [tuple(t) for t in bundle.tables["zone"]])
+        return cls(bundle, tables, zone, engine.load(bundle.module))
+
+    @property
+    def hash(self) -> str:
+        return self.bundle.release_hash
+
+    @property
+    def program(self) -> str:
+        return str(self.bundle.manifest["program"])
+
+    def coupon_set(self, normal: str) -> int:
+        key: bytes = self.bundle.coupons["key"]
+        digest = hmac.new(key, normal.encode(), sha256).hexdigest()[:32]
+        index: int = self.bundle.coupons["codes"].get(digest, -1)
+        return index
+
+    def read_request(self, raw: bytes | dict[str, Any]) -> Request:
+        data = load_object(raw, "request") if isinstance(raw, bytes) else raw
+        return parse_request(data, skus=self.tables.sku_index, zone=self.zone)
+
+    def quote(self, request: Request, *, spent: Callable[[str], bool] | None = None,
+              with_release: bool = True) -> dict[str, Any]:
+        """The quote; `spent(normal code)` is the redemption state (a simulation: the
+        request's `spent_coupons`)."""
+        if spent is None:
+            listed = {normalize_code(c) for c in request.spent_coupons}
+            spent = listed.__contains__
+        encoded = encode(request, self.tables, self.coupon_set, spent)
+        if len(encoded.words) > abi.INPUT_WORDS:
+            raise InputError("coupons", "the request is too large for the rule module "
+                             "(too many coupons or customer tags)")
+        n_rules = len(self.tables.rule_ids)
+        size = (abi.OUT_HEADER_WORDS + abi.LINE_WORDS * len(request.lines) + abi.TOTAL_WORDS
+                + (abi.RULE_OUT_WORDS + abi.WALLET_WORDS + abi.CREDIT_WORDS + abi.NUDGE_WORDS)
+                * n_rules + 3 + abi.COUPON_OUT_WORDS * len(encoded.codes))
+        status, out = self.runner.run(encoded.words, read=size)
+        if status == abi.EVAL_OVERFLOW:
+            raise InputError("lines", "the amounts of this order are too large to compute "
+                             "(a figure exceeds 64 bits)")
+        if status != abi.EVAL_OK:
+            raise EvaluationError(f"the rule module refused the input (status {status})")
+        answer = decode(out, request, encoded, self.tables)
+        if with_release:
+            answer["release"] = {"program": self.program, "hash": self.hash}
+        return answer

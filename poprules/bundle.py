@@ -1,0 +1,93 @@
+"""The release bundle format (docs/bundle.md): one msgpack document holding the manifest,
+the rule module, the host tables and the keyed hashes of coupon codes.
+
+The manifest names every other part by its SHA-256, and the release is named by the SHA-256
+of the manifest's canonical encoding, so one hash covers every byte a PoP runs. Encoding is
+canonical (fixed key order, no timestamps), so the same program gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack  # type: ignore[import-untyped]
+
+from poprules.codes import normalize_code
+
+FORMAT = "poprules-bundle/1"
+PARTS = ("module", "tables", "coupons")
+
+
+class BundleError(ValueError):
+    """A bundle that is not one, or whose parts do not match its manifest."""
+
+
+@dataclass(frozen=True)
+class Bundle:
+    manifest: dict[str, Any]
+    module: bytes
+    tables: dict[str, Any]
+    coupons: dict[str, Any]  # {"key": bytes, "codes": {keyed hash hex: coupon set index}}
+
+    @property
+    def release_hash(self) -> str:
+        return release_hash(self.manifest)
+
+
+def pack(value: Any) -> bytes:
+    packed: bytes = msgpack.packb(value, use_bin_type=True)
+    return packed
+
+
+def unpack(data: bytes) -> Any:
+    return msgpack.unpackb(data, raw=False, strict_map_key=True)
+
+
+def digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def release_hash(manifest: dict[str, Any]) -> str:
+    return digest(pack(manifest))
+
+
+def code_hash(key: bytes, code: str) -> str:
+    """The keyed hash a release holds instead of a coupon code (spec 6)."""
+    return hmac.new(key, normalize_code(code).encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def encode(manifest: dict[str, Any], module: bytes, tables: dict[str, Any],
+           coupons: dict[str, Any]) -> bytes:
+    """The bundle's bytes; the manifest gains the digests of the parts."""
+    parts = {"module": module, "tables": pack(tables), "coupons": pack(coupons)}
+    manifest = {**manifest, "format": FORMAT, "parts": {k: digest(v) for k, v in parts.items()}}
+    return pack({"manifest": manifest, **parts})
+
+
+def decode(data: bytes) -> Bundle:
+    """Read a bundle and check every part against the manifest."""
+    try:
+        document = unpack(data)
+    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
+        raise BundleError(f"not a poprules bundle: {exc}") from None
+    if not isinstance(document, dict) or not isinstance(document.get("manifest"), dict):
+        raise BundleError("not a poprules bundle: no manifest")
+    manifest = document["manifest"]
+    if manifest.get("format") != FORMAT:
+        raise BundleError(f"unsupported bundle format {manifest.get('format')!r}; "
+                          f"this host reads {FORMAT}")
+    digests = manifest.get("parts")
+    if not isinstance(digests, dict):
+        raise BundleError("the manifest lists no parts")
+    for part in PARTS:
+        blob = document.get(part)
+        if not isinstance(blob, bytes) or digests.get(part) != digest(blob):
+            raise BundleError(f"the bundle's {part} does not match its manifest")
+    try:
+        tables, coupons = unpack(document["tables"]), unpack(document["coupons"])
+    except ValueError as exc:
+        raise BundleError(f"unreadable bundle tables: {exc}") from None
+    return Bundle(manifest, document["module"], tables, coupons)

@@ -1,0 +1,111 @@
+"""The release bundle: reproducible bytes, a manifest that covers every part, no coupon code
+in clear, and a module that follows the ABI's memory layout."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import wasmtime
+
+from poprules import api
+from poprules import bundle as fmt
+from tests.conftest import catalog_of, example_dirs
+from wasm_build import abi
+from wasm_build.emit import emit, runtime_module
+from wasm_build.plan import plan
+
+EXAMPLE = next(p for p in example_dirs() if p.name.startswith("10-"))
+
+
+def built(case: Path = EXAMPLE) -> bytes:
+    return api.build(api.load(case / "program.yaml", catalog_of(case)))
+
+
+def test_the_same_inputs_give_the_same_bytes_across_processes() -> None:
+    script = (
+        "import sys, hashlib; from poprules import api; "
+        f"p = api.load({str(EXAMPLE / 'program.yaml')!r}, {str(catalog_of(EXAMPLE))!r}); "
+        "sys.stdout.write(hashlib.sha256(api.build(p)).hexdigest())"
+    )
+    digests = set()
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                             text=True, check=True, timeout=120)
+        digests.add(out.stdout)
+    assert len(digests) == 1
+    assert digests == {__import__("hashlib").sha256(built()).hexdigest()}
+
+
+def test_manifest_names_every_part_and_the_release_hash_covers_it() -> None:
+    bundle = fmt.decode(built())
+    assert bundle.manifest["format"] == fmt.FORMAT
+    assert bundle.manifest["abi"] == abi.ABI_VERSION
+    assert bundle.manifest["program"] == "welcome-shop"
+    assert set(bundle.manifest["parts"]) == set(fmt.PARTS)
+    assert bundle.release_hash == fmt.digest(fmt.pack(bundle.manifest))
+    assert bundle.release_hash.startswith("sha256:")
+
+
+@pytest.mark.parametrize("part", fmt.PARTS)
+def test_a_changed_part_is_refused(part: str) -> None:
+    document = fmt.unpack(built())
+    blob = bytearray(document[part])
+    blob[len(blob) // 2] ^= 0x01
+    document[part] = bytes(blob)
+    with pytest.raises(fmt.BundleError, match=part):
+        fmt.decode(fmt.pack(document))
+
+
+def test_garbage_and_other_formats_are_refused() -> None:
+    with pytest.raises(fmt.BundleError):
+        fmt.decode(b"\x00asm not a bundle")
+    document = fmt.unpack(built())
+    document["manifest"]["format"] = "poprules-bundle/99"
+    with pytest.raises(fmt.BundleError, match="unsupported bundle format"):
+        fmt.decode(fmt.pack(document))
+
+
+def test_no_coupon_code_is_in_clear() -> None:
+    complete = next(p for p in example_dirs() if p.name.startswith("11-"))
+    assert b"summer-24" not in built(complete).lower()
+    data = built().lower()
+    for code in (b"welcome-10", b"spring-15"):  # welcome-10 is also a rule id: count them
+        assert data.count(code) == (b"- id: " + code in (EXAMPLE / "program.yaml")
+                                    .read_bytes().lower())
+    bundle = fmt.decode(built())
+    key = bundle.coupons["key"]
+    assert bundle.coupons["codes"] == {
+        fmt.code_hash(key, "WELCOME-10"): 0, fmt.code_hash(key, "SPRING-15"): 1,
+    }
+    assert fmt.code_hash(key, " welcome-10 ") == fmt.code_hash(key, "WELCOME-10")
+
+
+def test_the_module_holds_the_image_with_fixed_memory() -> None:
+    program = api.load(EXAMPLE / "program.yaml", catalog_of(EXAMPLE))
+    planned = plan(program)
+    module = emit(planned.words)
+    engine = wasmtime.Engine()
+    compiled = wasmtime.Module(engine, module)
+    assert [i.name for i in compiled.imports] == []
+    exports = {e.name: e.type for e in compiled.exports}
+    assert isinstance(exports["memory"], wasmtime.MemoryType)
+    limits = exports["memory"].limits
+    assert limits.min == limits.max
+    store = wasmtime.Store(engine)
+    memory = wasmtime.Instance(store, compiled, []).exports(store)["memory"]
+    assert isinstance(memory, wasmtime.Memory)
+    raw = memory.read(store, abi.IMAGE_BASE, abi.IMAGE_BASE + 8 * len(planned.words))
+    assert list(memoryview(raw).cast("q")) == list(planned.words)
+    end = abi.IMAGE_BASE + 8 * (len(planned.words) + planned.words[abi.H_SCRATCH_WORDS])
+    assert limits.min * abi.PAGE >= end
+
+
+def test_the_runtime_is_the_one_the_abi_describes() -> None:
+    header = (Path(abi.__file__).parent / "runtime" / "abi.h").read_text()
+    assert header == abi.c_header()
+    assert runtime_module().startswith(b"\x00asm")

@@ -1,0 +1,38 @@
+"""Build a release bundle from a checked program: plan → emit → tables → bundle bytes."""
+
+from __future__ import annotations
+
+import hashlib
+
+from poprules import bundle as fmt
+from wasm_build import abi
+from wasm_build.emit import emit
+from wasm_build.lang.model import Program
+from wasm_build.plan import plan
+
+
+def coupon_key(program: Program) -> bytes:
+    """The default key of the coupon code hashes: fixed by the program's name, so builds are
+    reproducible. The control plane passes its own secret key instead."""
+    return hashlib.sha256(b"poprules coupon codes\0" + program.name.encode()).digest()
+
+
+def build(program: Program, *, key: bytes | None = None) -> bytes:
+    """The bundle of a program: the same program and key give the same bytes."""
+    planned = plan(program)
+    key = coupon_key(program) if key is None else key
+    codes = {
+        fmt.code_hash(key, code): index
+        for index, coupon_set in enumerate(program.coupons)
+        for code in sorted(coupon_set.codes)
+    }
+    manifest = {
+        "program": program.name,
+        "currency": program.currency,
+        "timezone": program.timezone,
+        "abi": abi.ABI_VERSION,
+        "rules": len(program.rules),
+        "items": len(program.catalog.items),
+    }
+    return fmt.encode(manifest, emit(planned.words), planned.tables,
+                      {"key": key, "codes": dict(sorted(codes.items()))})
