@@ -8,12 +8,12 @@ STAMP  := $(VENV)/.installed
 DEMO   := examples/corner-market
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast lint clean
+.PHONY: demo test test-fast lint bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	@touch $(STAMP)
 
 ## The main job: check the demo program, then quote its example request (JSON and explained).
@@ -36,3 +36,8 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
+
+## The benchmark of issue 4: the compiled module against the reference evaluator and
+## datalogic-py on the same carts, plus build and load times (docs/performance.md).
+bench: $(STAMP)
+	$(BIN)/python -m bench.quote

@@ -119,3 +119,45 @@ def test_check_points_at_the_offending_operator_in_a_condition(tmp_path: Path) -
     code, _, err = run("check", str(program), str(DEMO / "catalog.json"))
     assert code == 2
     assert err.startswith(f"{program}:6:26: rule big-basket: when: >= cannot combine")
+
+
+def test_build_then_quote_from_the_bundle_names_the_release(tmp_path: Path) -> None:
+    bundle = tmp_path / "release.bundle"
+    code, out, _ = run("build", str(EXAMPLE / "program.yaml"), str(catalog_of(EXAMPLE)),
+                       "-o", str(bundle))
+    assert code == 0
+    assert out.startswith(f"{bundle}: ") and "release sha256:" in out
+    built_hash = out.split("release ")[1].strip()
+    code, out, _ = run("quote", "--bundle", str(bundle), str(EXAMPLE / "request.json"))
+    assert code == 0
+    answer = json.loads(out)
+    release = answer.pop("release")
+    assert release == {"program": "corner-market", "hash": built_hash}
+    expected = json.loads((EXAMPLE / "expected.json").read_text())
+    expected.pop("release", None)
+    assert answer == expected
+
+
+def test_both_engines_print_the_same_answer() -> None:
+    args = [str(DEMO / "rules.yaml"), str(DEMO / "catalog.json"), str(DEMO / "request.json")]
+    _, wasm, _ = run("quote", *args)
+    _, python, _ = run("quote", "--engine", "python", *args)
+    assert wasm == python and json.loads(wasm)["totals"]["payable"] == 5870
+
+
+def test_a_damaged_bundle_is_invalid_input(tmp_path: Path) -> None:
+    bundle = tmp_path / "bad.bundle"
+    bundle.write_bytes(b"not a bundle")
+    code, out, _ = run("quote", "--bundle", str(bundle), str(EXAMPLE / "request.json"))
+    assert code == 2
+    assert json.loads(out)["error"]["field"] == "bundle"
+
+
+@pytest.mark.parametrize("args", [
+    ["quote", "only-one.json"],
+    ["quote", "--bundle", "x.bundle", "a.yaml", "b.json", "c.json"],
+])
+def test_quote_usage_errors_exit_2(args: list[str]) -> None:
+    code, _, err = run(*args)
+    assert code == 2
+    assert "Usage" in err
