@@ -39,7 +39,8 @@ H_N_TRANSITIONS = 10
 H_TRANSITIONS = 11  # (utc start, utc offset seconds) pairs, ascending; the first starts at NONE
 H_N_STRINGS = 12  # ids below this name the string table; the host numbers others above it
 H_LISTS = 13  # word index of the list pool (lists are (start, count) into it)
-H_SCRATCH_WORDS = 14  # words the runtime may use after the image for one evaluation
+H_SCRATCH_WORDS = 14  # working words for one evaluation: the LAST this many words of memory
+#                      (the emitter sizes memory as image + scratch, so they follow the image)
 HEADER_WORDS = 16
 
 ROUND_HALF_EVEN, ROUND_HALF_UP, ROUND_DOWN = 0, 1, 2

@@ -16,10 +16,38 @@ from poprules.codes import normalize_code
 from poprules.currency import format_amount
 from poprules.literals import format_percent, format_utc
 from poprules.request import Request
-from wasm_build import abi
-
-_STATUS = abi.STATUSES
-_COUPON = abi.COUPON_STATUSES
+from wasm_build.abi import (
+    COUPON_NOT_APPLICABLE,
+    COUPON_OUT_WORDS,
+    COUPON_STATUSES,
+    CREDIT_WORDS,
+    FAILED_NODE,
+    FAILED_REFERRED,
+    FAILED_TIER,
+    LINE_WORDS,
+    NONE,
+    NUDGE_WORDS,
+    OUT_HEADER_WORDS,
+    RO_AMOUNT,
+    RO_FAILED,
+    RO_FAILED_REF,
+    RO_UNCAPPED,
+    RO_VALUE,
+    RO_VALUE_TYPE,
+    RULE_OUT_WORDS,
+    STATUS_APPLIED,
+    STATUS_CAPPED,
+    STATUS_NOT_ELIGIBLE,
+    STATUSES,
+    T_BOOL,
+    T_SET,
+    T_STRING,
+    T_TIME,
+    TOTAL_WORDS,
+    VALUE_PER_UNIT,
+    VALUE_PERCENT,
+    WALLET_WORDS,
+)
 
 
 @dataclass(frozen=True)
@@ -102,99 +130,109 @@ def encode(request: Request, tables: Tables, coupon_set: Callable[[str], int],
 def decode(out: Sequence[int], request: Request, encoded: Encoded, tables: Tables) -> dict[str, Any]:
     """The quote of spec section 8 from the module's answer."""
     strings, extras, places = tables.strings, encoded.extras, tables.places
-    pos = abi.OUT_HEADER_WORDS
+    pos = OUT_HEADER_WORDS
     lines = []
     for line in request.lines:
         unit, base, cut, line_net, line_instant, line_wallet, line_points = out[
-            pos : pos + abi.LINE_WORDS]
+            pos : pos + LINE_WORDS]
         lines.append({"sku": line.sku, "qty": line.qty, "unit_price": unit, "base": base,
                       "discount": cut, "net": line_net, "cashback_instant": line_instant,
                       "cashback_wallet": line_wallet, "points": line_points})
-        pos += abi.LINE_WORDS
+        pos += LINE_WORDS
     subtotal, discount, net, instant, payable, wallet_total, point_total = out[pos : pos + 7]
     totals = {"subtotal": subtotal, "discount": discount, "net": net,
               "cashback_instant": instant, "payable": payable,
               "cashback_wallet": wallet_total, "points": point_total}
-    pos += abi.TOTAL_WORDS
+    pos += TOTAL_WORDS
 
     def text(string_id: int) -> str:
         return strings[string_id] if string_id < len(strings) else extras[string_id - len(strings)]
 
     def value(kind: int, raw: int) -> Any:
-        if kind == abi.T_BOOL:
+        if kind == T_BOOL:
             return bool(raw)
-        if kind == abi.T_STRING:
+        if kind == T_STRING:
             return text(raw)
-        if kind == abi.T_TIME:
+        if kind == T_TIME:
             return format_utc(raw)
-        if kind == abi.T_SET:
+        if kind == T_SET:
             return sorted(request.customer.tags) if request.customer else []
         return raw
 
     rule_ids, rule_tables = tables.rule_ids, tables.rules
-    rules = []
-    for index, rule_id in enumerate(rule_ids):
-        status, amount, uncapped, failed, ref, kind, raw = out[pos : pos + abi.RULE_OUT_WORDS]
-        pos += abi.RULE_OUT_WORDS
-        report: dict[str, Any] = {"rule": rule_id, "status": _STATUS[status]}
-        if status == abi.STATUS_APPLIED:
-            report["amount"] = amount
-        elif status == abi.STATUS_CAPPED:
-            report["amount"], report["uncapped"] = amount, uncapped
-        elif status == abi.STATUS_NOT_ELIGIBLE:
-            facts = rule_tables[index]
-            if failed == abi.FAILED_NODE:
-                report["failed"] = tables.nodes[ref]
-            elif failed == abi.FAILED_REFERRED:
-                report["failed"] = "customer.referred"
-            elif failed == abi.FAILED_TIER:
-                report["failed"] = f"{facts['basis']} >= {facts['lowest']}"
-            else:
-                report["failed"] = facts["by"]
-            report["value"] = value(kind, raw)
-        rules.append(report)
+    end = pos + RULE_OUT_WORDS * len(rule_ids)
+    step = RULE_OUT_WORDS
+    amounts = out[pos + RO_AMOUNT : end : step]
+    rules: list[dict[str, Any]] = []
+    append = rules.append
+    for index, (rule_id, status) in enumerate(zip(rule_ids, out[pos:end:step])):
+        if status == STATUS_APPLIED:
+            append({"rule": rule_id, "status": "applied", "amount": amounts[index]})
+        elif status == STATUS_CAPPED:
+            at = pos + step * index
+            append({"rule": rule_id, "status": "capped", "amount": amounts[index],
+                    "uncapped": out[at + RO_UNCAPPED]})
+        elif status == STATUS_NOT_ELIGIBLE:
+            at = pos + step * index
+            append({"rule": rule_id, "status": "not_eligible",
+                    "failed": _failed(rule_tables[index], tables.nodes, out[at + RO_FAILED],
+                                      out[at + RO_FAILED_REF]),
+                    "value": value(out[at + RO_VALUE_TYPE], out[at + RO_VALUE])})
+        else:
+            append({"rule": rule_id, "status": STATUSES[status]})
+    pos = end
 
     wallet = []
     for _ in range(out[pos]):
-        rule, amount, vests, lapses, referrer = out[pos + 1 : pos + 1 + abi.WALLET_WORDS]
+        rule, amount, vests, lapses, referrer = out[pos + 1 : pos + 1 + WALLET_WORDS]
         wallet.append({"rule": rule_ids[rule], "amount": amount, "vests_at": format_utc(vests),
-                       "lapses_at": None if lapses == abi.NONE else format_utc(lapses),
+                       "lapses_at": None if lapses == NONE else format_utc(lapses),
                        "to": "referrer" if referrer else "customer"})
-        pos += abi.WALLET_WORDS
+        pos += WALLET_WORDS
     pos += 1
     credits = []
     for _ in range(out[pos]):
-        rule, amount, lapses = out[pos + 1 : pos + 1 + abi.CREDIT_WORDS]
+        rule, amount, lapses = out[pos + 1 : pos + 1 + CREDIT_WORDS]
         credits.append({"rule": rule_ids[rule], "amount": amount,
                         "toward": rule_tables[rule]["toward"],
-                        "lapses_at": None if lapses == abi.NONE else format_utc(lapses)})
-        pos += abi.CREDIT_WORDS
+                        "lapses_at": None if lapses == NONE else format_utc(lapses)})
+        pos += CREDIT_WORDS
     pos += 1
     nudges = []
     for _ in range(out[pos]):
-        rule, missing, kind, raw = out[pos + 1 : pos + 1 + abi.NUDGE_WORDS]
+        rule, missing, kind, raw = out[pos + 1 : pos + 1 + NUDGE_WORDS]
         nudges.append({"rule": rule_ids[rule], "missing": missing,
                        "gives": _gives(rule_tables[rule], kind, raw, places)})
-        pos += abi.NUDGE_WORDS
+        pos += NUDGE_WORDS
     pos += 1
     coupons = []
     for code in encoded.codes:
-        status, rule, reason = out[pos : pos + abi.COUPON_OUT_WORDS]
-        pos += abi.COUPON_OUT_WORDS
-        shown: dict[str, Any] = {"code": code, "status": _COUPON[status]}
-        if status == abi.COUPON_NOT_APPLICABLE:
+        status, rule, reason = out[pos : pos + COUPON_OUT_WORDS]
+        pos += COUPON_OUT_WORDS
+        shown: dict[str, Any] = {"code": code, "status": COUPON_STATUSES[status]}
+        if status == COUPON_NOT_APPLICABLE:
             shown["rule"] = None if rule < 0 else rule_ids[rule]
-            shown["reason"] = "unused" if rule < 0 else _STATUS[reason]
+            shown["reason"] = "unused" if rule < 0 else STATUSES[reason]
         coupons.append(shown)
     return {"currency": tables.currency, "lines": lines, "totals": totals, "wallet": wallet,
             "credits": credits, "rules": rules, "nudges": nudges, "coupons": coupons}
 
 
+def _failed(rule: dict[str, Any], nodes: list[str], failed: int, ref: int) -> str:
+    if failed == FAILED_NODE:
+        return nodes[ref]
+    if failed == FAILED_REFERRED:
+        return "customer.referred"
+    if failed == FAILED_TIER:
+        return f"{rule['basis']} >= {rule['lowest']}"
+    return str(rule["by"])
+
+
 def _gives(rule: dict[str, Any], kind: int, raw: int, places: int) -> str:
     if kind < 0:
         return str(rule["gives"])
-    if kind == abi.VALUE_PERCENT:
+    if kind == VALUE_PERCENT:
         return f"{rule['key']} {format_percent(raw)}"
-    if kind == abi.VALUE_PER_UNIT:
+    if kind == VALUE_PER_UNIT:
         return f"{rule['key']} {format_amount(raw, places)} per unit"
     return f"{rule['key']} {format_amount(raw, places)}"

@@ -8,7 +8,7 @@ the same bundle gives the same answer.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from hashlib import sha256
 from typing import Any
@@ -22,6 +22,9 @@ from poprules.jsonio import load_object
 from poprules.request import Request, parse_request
 from poprules.zone import TableZone
 from wasm_build import abi
+
+
+_TAIL = 64  # output words read with the call beyond the fixed part; usually all there is
 
 
 class EvaluationError(RuntimeError):
@@ -74,17 +77,32 @@ class Release:
         if len(encoded.words) > abi.INPUT_WORDS:
             raise InputError("coupons", "the request is too large for the rule module "
                              "(too many coupons or customer tags)")
-        n_rules = len(self.tables.rule_ids)
-        size = (abi.OUT_HEADER_WORDS + abi.LINE_WORDS * len(request.lines) + abi.TOTAL_WORDS
-                + (abi.RULE_OUT_WORDS + abi.WALLET_WORDS + abi.CREDIT_WORDS + abi.NUDGE_WORDS)
-                * n_rules + 3 + abi.COUPON_OUT_WORDS * len(encoded.codes))
-        status, out = self.runner.run(encoded.words, read=size)
+        fixed = (abi.OUT_HEADER_WORDS + abi.LINE_WORDS * len(request.lines) + abi.TOTAL_WORDS
+                 + abi.RULE_OUT_WORDS * len(self.tables.rule_ids))
+        status, out = self.runner.run(encoded.words, read=fixed + _TAIL)
         if status == abi.EVAL_OVERFLOW:
             raise InputError("lines", "the amounts of this order are too large to compute "
                              "(a figure exceeds 64 bits)")
         if status != abi.EVAL_OK:
             raise EvaluationError(f"the rule module refused the input (status {status})")
-        answer = decode(out, request, encoded, self.tables)
+        answer = decode(self._complete(out, fixed, len(encoded.codes)), request, encoded,
+                        self.tables)
         if with_release:
             answer["release"] = {"program": self.program, "hash": self.hash}
         return answer
+
+    def _complete(self, out: Sequence[int], fixed: int, codes: int) -> Sequence[int]:
+        """The whole answer: the variable tail (wallet, credits, nudges, coupons) is read in
+        the same call when it is short, with a second read when it is not."""
+        end = fixed
+        for width in (abi.WALLET_WORDS, abi.CREDIT_WORDS, abi.NUDGE_WORDS):
+            if end >= len(out):
+                break
+            end += 1 + width * out[end]
+        else:
+            end += abi.COUPON_OUT_WORDS * codes
+            if end <= len(out):
+                return out
+        upper = fixed + 3 + (abi.WALLET_WORDS + abi.CREDIT_WORDS + abi.NUDGE_WORDS) * len(
+            self.tables.rule_ids) + abi.COUPON_OUT_WORDS * codes
+        return [*out, *self.runner.read(len(out), upper - len(out))]

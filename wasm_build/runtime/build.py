@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import wasmtime
@@ -92,6 +93,7 @@ def compile_runtime(library: Path, output: Path) -> None:
     sources = sorted(p.name for p in RUNTIME_DIR.glob("*.c"))
     command = ["clang", *CFLAGS, *LDFLAGS, *sources, str(library), "-o", str(output)]
     subprocess.run(command, check=True, cwd=RUNTIME_DIR)
+    output.chmod(0o644)  # a data file, not a program: keep git's mode stable
 
 
 def check_module(wasm: bytes) -> int:
@@ -124,9 +126,21 @@ def build(output: Path = OUTPUT) -> Path:
     return output
 
 
-def main() -> None:
-    output = build()
-    print(f"{output}: {output.stat().st_size} bytes")
+def main(argv: list[str] | None = None) -> None:
+    """`--check`: rebuild into a temporary file and fail if it differs from the committed
+    runtime.wasm (the build is reproducible, so any difference is a stale module)."""
+    args = sys.argv[1:] if argv is None else argv
+    if args == ["--check"]:
+        with tempfile.TemporaryDirectory() as tmp:
+            fresh = build(Path(tmp) / "runtime.wasm").read_bytes()
+        if not OUTPUT.exists() or OUTPUT.read_bytes() != fresh:
+            sys.exit(f"{OUTPUT} is stale: run python -m wasm_build.runtime.build")
+        print(f"{OUTPUT}: up to date")
+    elif args:
+        sys.exit("usage: python -m wasm_build.runtime.build [--check]")
+    else:
+        output = build()
+        print(f"{output}: {output.stat().st_size} bytes")
 
 
 if __name__ == "__main__":

@@ -159,7 +159,7 @@ static void best_of(i64 first) {
             current = previous ? previous : &outcome_b;
         }
     }
-    if (g_fail) return;
+    if (g_fail || !best) return;
     for (i64 r = first; r < IMAGE[H_N_RULES]; r++) {
         i64 *report = g_rule_out + r * RULE_OUT_WORDS;
         if (rule_at(r)[R_GROUP] == group && r != best->rule && is_computed(report[RO_STATUS]))
@@ -202,6 +202,10 @@ static int run(void) {
 }
 
 int evaluate(void) {
+    /* Without an image (the bare runtime) the areas are not even in memory: say so rather
+     * than trap. */
+    u64 memory_bytes = (u64)__builtin_wasm_memory_size(0) * PAGE;
+    if (memory_bytes < IMAGE_BASE + 8 * HEADER_WORDS) return EVAL_NO_SPACE;
     int code = run();
     OUTPUT[OUT_STATUS] = code;
     return code;
