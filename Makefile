@@ -31,7 +31,7 @@ test-fast: $(STAMP)
 	$(BIN)/pytest -n auto -m 'not slow' $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check poprules wasm_build edge_worker control_plane tests
+	$(BIN)/ruff check poprules wasm_build edge_worker control_plane tests bench
 	$(BIN)/mypy
 
 clean:

@@ -92,7 +92,14 @@ def quote(program: Program, request: RequestInput, *,
     parsed = read_request(program, request)
     if engine == "python":
         return reference_quote(program, parsed)
-    return load_release(build(program)).quote(parsed, with_release=False)
+    from edge_worker.core.release import EvaluationError, TooLarge
+
+    try:
+        return load_release(build(program)).quote(parsed, with_release=False)
+    except (TooLarge, EvaluationError):
+        # Beyond the module's 64-bit figures or its areas: with the sources at hand, the
+        # exact answer is still one call away (docs/decisions.md).
+        return reference_quote(program, parsed)
 
 
 def quote_bundle(release: Release, request: RequestInput) -> dict[str, Any]:

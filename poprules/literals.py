@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta, tzinfo
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 PPM = 1_000_000
@@ -139,6 +140,7 @@ def _civil_from_days(z: int) -> tuple[int, int, int]:
     return y + (m <= 2), m, d
 
 
+@lru_cache(maxsize=4096)
 def format_utc(seconds: int) -> str:
     """Unix seconds → `YYYY-MM-DDTHH:MM:SSZ`; any year (vesting can reach far)."""
     days, rest = divmod(seconds, 86_400)

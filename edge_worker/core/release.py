@@ -23,12 +23,16 @@ from poprules.request import Request, parse_request
 from poprules.zone import TableZone
 from wasm_build import abi
 
-
 _TAIL = 64  # output words read with the call beyond the fixed part; usually all there is
 
 
 class EvaluationError(RuntimeError):
-    """The module could not answer (a figure overflows 64 bits, or the host broke the ABI)."""
+    """The module could not answer: the request is beyond its areas, or the host broke the
+    ABI. Never the shopper's fault, never a partial quote."""
+
+
+class TooLarge(InputError):
+    """A figure of this order does not fit in 64 bits: the module refuses rather than wrap."""
 
 
 @dataclass(frozen=True)
@@ -81,8 +85,8 @@ class Release:
                  + abi.RULE_OUT_WORDS * len(self.tables.rule_ids))
         status, out = self.runner.run(encoded.words, read=fixed + _TAIL)
         if status == abi.EVAL_OVERFLOW:
-            raise InputError("lines", "the amounts of this order are too large to compute "
-                             "(a figure exceeds 64 bits)")
+            raise TooLarge("lines", "the amounts of this order are too large to compute "
+                           "(a figure exceeds 64 bits)")
         if status != abi.EVAL_OK:
             raise EvaluationError(f"the rule module refused the input (status {status})")
         answer = decode(self._complete(out, fixed, len(encoded.codes)), request, encoded,

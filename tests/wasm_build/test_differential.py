@@ -66,3 +66,16 @@ def test_random_programs_agree(block: int, tmp_path: Path) -> None:
 def test_many_random_programs_agree(block: int, tmp_path: Path) -> None:
     for seed in range(10_000 + block * 150, 10_000 + block * 150 + 150):
         check_seed(seed, tmp_path)
+
+
+def test_orders_beyond_64_bits_get_the_exact_answer_from_sources(tmp_path: Path) -> None:
+    case = example_dirs()[-1]
+    program = api.load(case / "program.yaml", catalog_of(case))
+    huge = {"lines": [{"sku": "TEE-01", "qty": 10**18}], "at": "2026-07-04T10:00:00Z"}
+    answer = api.quote(program, huge)
+    assert answer["totals"]["subtotal"] == 1990 * 10**18
+    assert answer == api.quote(program, huge, engine="python")
+    release = api.load_release(api.build(program))
+    with pytest.raises(InputError) as refused:
+        release.quote(release.read_request(huge))
+    assert refused.value.field == "lines"
