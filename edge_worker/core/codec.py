@@ -101,7 +101,14 @@ def encode(request: Request, tables: Tables, coupon_set: Callable[[str], int],
         return extra_ids[text]
 
     customer = request.customer
-    tags = sorted({sid(t) for t in customer.tags}) if customer else []
+    header = [
+        len(request.lines), request.at, sid(request.channel), sid(request.fulfillment),
+        sid(request.pop), int(customer is not None), sid(customer.tier if customer else ""),
+        customer.orders if customer else 0, int(bool(customer and customer.referred)),
+        int(request.prefer == "instant"),
+    ]
+    # sorted before interning, so the ids of unknown tags do not depend on set order
+    tags = sorted({sid(t) for t in sorted(customer.tags)}) if customer else []
     codes: list[str] = []
     coupon_words: list[int] = []
     seen: set[str] = set()
@@ -113,12 +120,7 @@ def encode(request: Request, tables: Tables, coupon_set: Callable[[str], int],
         codes.append(code)
         index = coupon_set(normal) if normal else -1
         coupon_words += [index, int(index >= 0 and spent(normal))]
-    words = [
-        len(request.lines), request.at, sid(request.channel), sid(request.fulfillment),
-        sid(request.pop), int(customer is not None), sid(customer.tier if customer else ""),
-        customer.orders if customer else 0, int(bool(customer and customer.referred)),
-        int(request.prefer == "instant"), len(tags), len(codes),
-    ]
+    words = [*header, len(tags), len(codes)]
     sku_index = tables.sku_index
     for line in request.lines:
         words += (sku_index[line.sku], line.qty)
