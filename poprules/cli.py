@@ -140,3 +140,8 @@ def explain(program: str, catalog: str, request: str) -> None:
         return render(answer, program=checked.name, at=format_utc(parsed.at), points_rules=points)
 
     click.echo(_guard(run, json_errors=False), nl=False)
+
+
+from control_plane.cli import cp_group
+
+main.add_command(cp_group)
