@@ -113,6 +113,7 @@ R_STACKING = 23  # STACK_*
 R_GROUP = 24  # best_of group number, or -1
 R_CHAIN = 25  # the `when` and-chain for nudges: list start of (operand node, spend node or -1,
 R_CHAIN_N = 26  #   threshold node, strict 0/1) quadruples; spend -1 = the operand cannot nudge
+R_NEXT_MEMBER = 27  # best_of: the next rule of the same group in evaluation order, or -1
 RULE_WORDS = 28
 
 REWARD_DISCOUNT, REWARD_FREE_ITEMS, REWARD_CASHBACK, REWARD_POINTS, REWARD_CREDIT = range(5)
@@ -165,6 +166,7 @@ RO_VALUE_TYPE = 5  # T_* of the reported value (T_SET: the customer's tags)
 RO_VALUE = 6
 RULE_OUT_WORDS = 7
 
+# The order matters to the host: every status above STATUS_NOT_ELIGIBLE carries no figures.
 STATUSES = ("applied", "capped", "not_eligible", "no_items", "superseded", "inactive",
             "coupon_required")
 (STATUS_APPLIED, STATUS_CAPPED, STATUS_NOT_ELIGIBLE, STATUS_NO_ITEMS, STATUS_SUPERSEDED,

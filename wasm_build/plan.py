@@ -259,7 +259,9 @@ class _Planner:
         sets = {s.id: i for i, s in enumerate(program.coupons)}
         groups: dict[str, int] = {}
         order = program.evaluation_order
-        rules = [w for rule in order for w in self.rule(rule, groups, sets)]
+        records = [self.rule(rule, groups, sets) for rule in order]
+        link_groups(records)
+        rules = [w for record in records for w in record]
         coupons = [abi.NONE if s.expires is None else s.expires for s in program.coupons]
         zone = transitions(program.timezone)
         zone_words = [w for start, offset in zone for w in (start, offset)]
@@ -321,6 +323,17 @@ class _Planner:
             "nodes": self.node_texts,
             "coupon_sets": [s.id for s in program.coupons],
         }
+
+
+def link_groups(records: list[list[int]]) -> None:
+    """R_NEXT_MEMBER: each best_of member points at the next one of its group, so the runtime
+    assesses a group at its first member without scanning every rule after it."""
+    following: dict[int, int] = {}  # group -> its member seen last, walking backwards
+    for index in range(len(records) - 1, -1, -1):
+        group = records[index][abi.R_GROUP]
+        records[index][abi.R_NEXT_MEMBER] = following.get(group, -1)  # never set for -1
+        if group >= 0:
+            following[group] = index
 
 
 def scratch_words(rules: int) -> int:

@@ -168,20 +168,20 @@ def decode(out: Sequence[int], request: Request, encoded: Encoded, tables: Table
     rules: list[dict[str, Any]] = []
     append = rules.append
     for index, (rule_id, status) in enumerate(zip(rule_ids, out[pos:end:step])):
-        if status == STATUS_APPLIED:
+        if status > STATUS_NOT_ELIGIBLE:  # no_items, superseded, inactive, coupon_required
+            append({"rule": rule_id, "status": STATUSES[status]})
+        elif status == STATUS_APPLIED:
             append({"rule": rule_id, "status": "applied", "amount": amounts[index]})
         elif status == STATUS_CAPPED:
             at = pos + step * index
             append({"rule": rule_id, "status": "capped", "amount": amounts[index],
                     "uncapped": out[at + RO_UNCAPPED]})
-        elif status == STATUS_NOT_ELIGIBLE:
+        else:
             at = pos + step * index
             append({"rule": rule_id, "status": "not_eligible",
                     "failed": _failed(rule_tables[index], tables.nodes, out[at + RO_FAILED],
                                       out[at + RO_FAILED_REF]),
                     "value": value(out[at + RO_VALUE_TYPE], out[at + RO_VALUE])})
-        else:
-            append({"rule": rule_id, "status": STATUSES[status]})
     pos = end
 
     wallet = []

@@ -79,3 +79,21 @@ def test_orders_beyond_64_bits_get_the_exact_answer_from_sources(tmp_path: Path)
     with pytest.raises(InputError) as refused:
         release.quote(release.read_request(huge))
     assert refused.value.field == "lines"
+
+
+@pytest.mark.parametrize("block", range(4))
+def test_large_carts_agree(block: int, tmp_path: Path) -> None:
+    """Carts past 64 lines take the runtime's multi-word line masks; up to the 500-line cap."""
+    for seed in range(block * 10, block * 10 + 10):
+        generated = generate_program(seed)
+        program, release = _release(generated.program_yaml, generated.catalog_json,
+                                    str(tmp_path))
+        request = json.loads(generate_request(generated, seed))
+        skus = [item.sku for item in program.catalog.items]
+        size = (65, 127, 200, 500)[seed % 4]
+        request["lines"] = [{"sku": skus[(seed + i * 7) % len(skus)], "qty": 1 + (i * 5) % 4}
+                            for i in range(size)]
+        raw = json.dumps(request).encode()
+        reference = reference_quote(program, api.read_request(program, raw))
+        compiled = release.quote(release.read_request(raw), with_release=False)
+        assert compiled == reference, f"seed {seed}, {size} lines"

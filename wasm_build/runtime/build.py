@@ -30,6 +30,7 @@ BUILTINS_GLOB = "/usr/lib/llvm-*/lib/clang/*/lib/wasi/libclang_rt.builtins-wasm3
 CFLAGS = (
     "--target=wasm32",
     "-O2",
+    "-flto",  # one program from several files: inline across them (hot paths span files)
     "-nostdlib",
     "-ffreestanding",
     "-fno-builtin",

@@ -5,8 +5,6 @@
  * by (missing, rule index) as nudges arrive; a rule gives at most one. */
 #include "runtime.h"
 
-enum { CHAIN_OPERAND, CHAIN_SPEND, CHAIN_THRESHOLD, CHAIN_STRICT, CHAIN_WORDS };
-
 static void add_nudge(i64 rule, i64 missing, i64 kind, i64 value) {
     i64 *entry = g_nudges + g_n_nudges * NUDGE_WORDS;
     i64 at = g_n_nudges;
@@ -58,19 +56,16 @@ static int when_nudge_value(const i64 *rule, i64 *kind, i64 *value) {
 }
 
 /* A false `when` nudges when exactly one operand of its and-chain is false and that operand
- * compares a spend with a threshold. */
-void nudge_from_when(const i64 *rule, i64 index) {
+ * compares a spend with a threshold. `first_false` is the chain's first false operand (the
+ * ones before it are true): when it cannot nudge, no nudge is possible, and a second false
+ * operand ends the search, so the rest of the chain is evaluated only when it decides. */
+void nudge_from_when(const i64 *rule, i64 index, i64 first_false) {
     const i64 *chain = list_at(rule[R_CHAIN]);
-    const i64 *false_operand = 0;
-    int n_false = 0;
-    for (i64 q = 0; q < rule[R_CHAIN_N]; q++) {
-        const i64 *operand = chain + q * CHAIN_WORDS;
-        if (!eval(operand[CHAIN_OPERAND], -1)) {
-            n_false++;
-            false_operand = operand;
-        }
-    }
-    if (g_fail || n_false != 1 || false_operand[CHAIN_SPEND] < 0) return;
+    const i64 *false_operand = chain + first_false * CHAIN_WORDS;
+    if (false_operand[CHAIN_SPEND] < 0) return;
+    for (i64 q = first_false + 1; q < rule[R_CHAIN_N]; q++)
+        if (!eval(chain[q * CHAIN_WORDS + CHAIN_OPERAND], -1)) return;
+    if (g_fail) return;
     i64 threshold = eval(false_operand[CHAIN_THRESHOLD], -1);
     i64 spend = eval(false_operand[CHAIN_SPEND], -1);
     i64 missing = sub64(threshold, spend);

@@ -4,18 +4,6 @@
  * written once every rule has run. */
 #include "runtime.h"
 
-void record_outcome(const outcome *out) {
-    i64 *report = g_rule_out + out->rule * RULE_OUT_WORDS;
-    int computed = out->status == STATUS_APPLIED || out->status == STATUS_CAPPED;
-    report[RO_STATUS] = out->status;
-    report[RO_AMOUNT] = computed ? out->amount : 0;
-    report[RO_UNCAPPED] = computed ? out->uncapped : 0;
-    report[RO_FAILED] = out->failed;
-    report[RO_FAILED_REF] = out->failed_ref;
-    report[RO_VALUE_TYPE] = out->value_type;
-    report[RO_VALUE] = out->value;
-}
-
 /* A computed best_of member that did not win: superseded, without an amount. */
 void supersede(i64 *report) {
     report[RO_STATUS] = STATUS_SUPERSEDED;
@@ -25,17 +13,16 @@ void supersede(i64 *report) {
 static i64 *write_lines_and_totals(i64 *out) {
     i64 instant = 0, wallet = 0, points = 0;
     for (int i = 0; i < g_n_lines; i++, out += LINE_WORDS) {
-        const line_state *ln = &g_line[i];
-        out[LO_UNIT_PRICE] = ln->price;
-        out[LO_BASE] = ln->base;
-        out[LO_DISCOUNT] = ln->base - ln->net;
-        out[LO_NET] = ln->net;
-        out[LO_INSTANT] = ln->instant;
-        out[LO_WALLET] = ln->wallet;
-        out[LO_POINTS] = ln->points;
-        instant += ln->instant; /* <= net: no overflow */
-        wallet = add64(wallet, ln->wallet);
-        points = add64(points, ln->points);
+        out[LO_UNIT_PRICE] = g_col[F_PRICE][i];
+        out[LO_BASE] = g_col[F_BASE][i];
+        out[LO_DISCOUNT] = g_col[F_BASE][i] - g_net[i];
+        out[LO_NET] = g_net[i];
+        out[LO_INSTANT] = g_line_instant[i];
+        out[LO_WALLET] = g_line_wallet[i];
+        out[LO_POINTS] = g_line_points[i];
+        instant += g_line_instant[i]; /* <= net: no overflow */
+        wallet = add64(wallet, g_line_wallet[i]);
+        points = add64(points, g_line_points[i]);
     }
     out[TO_SUBTOTAL] = g_subtotal;
     out[TO_DISCOUNT] = g_subtotal - g_order_net;
@@ -58,7 +45,7 @@ static i64 *write_list(i64 *out, const i64 *entries, i64 count, i64 words) {
  * was applied or capped, else not_applicable with the first rule needing the set. */
 static i64 *write_coupons(i64 *out) {
     const i64 *coupon = g_input_coupons;
-    for (i64 c = 0; c < INPUT[IN_N_COUPONS]; c++, coupon += 2, out += COUPON_OUT_WORDS) {
+    for (i64 c = 0; c < g_n_input_coupons; c++, coupon += 2, out += COUPON_OUT_WORDS) {
         i64 set = coupon[0];
         out[UO_STATUS] = COUPON_NOT_APPLICABLE;
         out[UO_RULE] = out[UO_REASON] = -1;
@@ -70,7 +57,7 @@ static i64 *write_coupons(i64 *out) {
         else if (coupon[1])
             out[UO_STATUS] = COUPON_SPENT;
         else
-            for (i64 r = 0; r < IMAGE[H_N_RULES]; r++) {
+            for (i64 r = 0; r < g_n_rules; r++) {
                 if (rule_at(r)[R_COUPON] != set) continue;
                 i64 status = g_rule_out[r * RULE_OUT_WORDS + RO_STATUS];
                 if (status == STATUS_APPLIED || status == STATUS_CAPPED) {
@@ -88,11 +75,11 @@ static i64 *write_coupons(i64 *out) {
 }
 
 void write_report(void) {
-    i64 n_rules = IMAGE[H_N_RULES];
+    i64 n_rules = g_n_rules;
     i64 words = OUT_HEADER_WORDS + g_n_lines * LINE_WORDS + TOTAL_WORDS +
                 n_rules * RULE_OUT_WORDS + 1 + g_n_wallet * WALLET_WORDS + 1 +
                 g_n_credits * CREDIT_WORDS + 1 + g_n_nudges * NUDGE_WORDS +
-                INPUT[IN_N_COUPONS] * COUPON_OUT_WORDS;
+                g_n_input_coupons * COUPON_OUT_WORDS;
     if (words > OUTPUT_WORDS) {
         fail(EVAL_NO_SPACE);
         return;

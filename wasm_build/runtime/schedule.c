@@ -29,16 +29,29 @@ static int day_allowed(i64 days, i64 weekday) {
     return days == NONE || ((days >> weekday) & 1);
 }
 
+/* The local day and time of the request's instant, computed on the first rule that needs
+ * them: `at` is the same for every rule. */
+static int g_local_known;
+static i64 g_weekday, g_seconds;
+
+void schedule_reset(void) { g_local_known = 0; }
+
+static void local_time(i64 at) {
+    i64 local = add64(at, utc_offset(at));
+    i64 day_number = floor_div(local, 86400);
+    g_seconds = local - day_number * 86400;
+    g_weekday = (day_number % 7 + 7 + 3) % 7; /* 1970-01-01 was a Thursday; 0 = Monday */
+    g_local_known = 1;
+}
+
 int is_active(const i64 *rule, i64 at) {
     if (rule[R_FROM] != NONE && at < rule[R_FROM]) return 0;
     if (rule[R_UNTIL] != NONE && at >= rule[R_UNTIL]) return 0;
     i64 days = rule[R_DAYS];
     i64 start = rule[R_HOURS_START], end = rule[R_HOURS_END];
     if (days == NONE && start == NONE) return 1;
-    i64 local = add64(at, utc_offset(at));
-    i64 day_number = floor_div(local, 86400);
-    i64 seconds = local - day_number * 86400;
-    i64 weekday = (day_number % 7 + 7 + 3) % 7; /* 1970-01-01 was a Thursday; 0 = Monday */
+    if (!g_local_known) local_time(at);
+    i64 seconds = g_seconds, weekday = g_weekday;
     if (start == NONE) return day_allowed(days, weekday);
     if (start < end) return start <= seconds && seconds < end && day_allowed(days, weekday);
     /* A window that wraps midnight belongs to the day on which it starts. */
