@@ -56,7 +56,12 @@ def release_hash(manifest: dict[str, Any]) -> str:
 
 def code_hash(key: bytes, code: str) -> str:
     """The keyed hash a release holds instead of a coupon code (spec 6)."""
-    return hmac.new(key, normalize_code(code).encode(), hashlib.sha256).hexdigest()[:32]
+    return normal_code_hash(key, normalize_code(code))
+
+
+def normal_code_hash(key: bytes, normal: str) -> str:
+    """`code_hash` of a code already normalised (a PoP normalises once per request)."""
+    return hmac.new(key, normal.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def encode(manifest: dict[str, Any], module: bytes, tables: dict[str, Any],

@@ -7,10 +7,8 @@ the same bundle gives the same answer.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from hashlib import sha256
 from typing import Any
 
 from edge_worker.core.codec import Tables, decode, encode
@@ -61,8 +59,7 @@ class Release:
         return str(self.bundle.manifest["program"])
 
     def coupon_set(self, normal: str) -> int:
-        key: bytes = self.bundle.coupons["key"]
-        digest = hmac.new(key, normal.encode(), sha256).hexdigest()[:32]
+        digest = fmt.normal_code_hash(self.bundle.coupons["key"], normal)
         index: int = self.bundle.coupons["codes"].get(digest, -1)
         return index
 
