@@ -16,11 +16,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	@touch $(STAMP)
 
-## The main job: check the demo program, then quote its example request (JSON and explained).
+## The main job: check the demo program, explain its example request, compile it into a
+## release bundle and quote the request from that bundle with the WebAssembly module.
 demo: $(STAMP)
 	$(BIN)/poprules check $(DEMO)/rules.yaml $(DEMO)/catalog.json
 	$(BIN)/poprules explain $(DEMO)/rules.yaml $(DEMO)/catalog.json $(DEMO)/request.json
-	$(BIN)/poprules quote $(DEMO)/rules.yaml $(DEMO)/catalog.json $(DEMO)/request.json
+	@mkdir -p build
+	$(BIN)/poprules build $(DEMO)/rules.yaml $(DEMO)/catalog.json -o build/corner-market.bundle
+	$(BIN)/poprules quote --bundle build/corner-market.bundle $(DEMO)/request.json
 
 ## The whole suite, slow tests included (what CI runs).
 test: $(STAMP)
