@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -56,6 +57,20 @@ def default_engine() -> Engine:
 _ENGINE: Engine | None = None
 
 
+_RELEASES: dict[int, Release] = {}
+
+
+def _release_of(program: Program) -> Release:
+    """The compiled release of a checked program, built once per program object: quoting
+    many requests against one program must not recompile it each time."""
+    key = id(program)
+    release = _RELEASES.get(key)
+    if release is None:
+        release = _RELEASES[key] = load_release(build(program))
+        weakref.finalize(program, _RELEASES.pop, key, None)
+    return release
+
+
 def load_release(bundle: bytes, engine: Engine | None = None) -> Release:
     from edge_worker.core.release import Release
 
@@ -95,7 +110,7 @@ def quote(program: Program, request: RequestInput, *,
     from edge_worker.core.release import EvaluationError, TooLarge
 
     try:
-        return load_release(build(program)).quote(parsed, with_release=False)
+        return _release_of(program).quote(parsed, with_release=False)
     except (TooLarge, EvaluationError):
         # Beyond the module's 64-bit figures or its areas: with the sources at hand, the
         # exact answer is still one call away (docs/decisions.md).

@@ -22,20 +22,16 @@ class TableZone(tzinfo):
         if not transitions:
             raise ValueError("a zone needs at least one offset")
         self.name = name
-        self.starts = [start for start, _ in transitions[1:]]
+        starts = [start for start, _ in transitions[1:]]
         self.offsets = [offset for _, offset in transitions]
         # A local wall-clock time L reads with the offset after transition i once
         # L >= start_i + max(before, after): inside a gap or an overlap it keeps the offset
         # before the change (spec 2: after the gap, first occurrence).
         self.local_starts = [
-            start + max(self.offsets[i], self.offsets[i + 1]) for i, start in enumerate(self.starts)
+            start + max(self.offsets[i], self.offsets[i + 1]) for i, start in enumerate(starts)
         ]
         if self.local_starts != sorted(self.local_starts):
             raise ValueError(f"{name}: transitions closer together than their offset changes")
-
-    def offset_at(self, utc: int) -> int:
-        """The offset in force at a UTC instant."""
-        return self.offsets[bisect_right(self.starts, utc)]
 
     def offset_for_local(self, local: int) -> int:
         """The offset that reads a local wall-clock time (as seconds since 1970-01-01)."""
