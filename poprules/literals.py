@@ -88,11 +88,15 @@ def parse_time(text: str, zone: tzinfo, *, allow_fraction: bool = True) -> int:
         if _DATE_ONLY.fullmatch(text):
             raise BadLiteral(f"{text!r} is a date; a time needs a time of day (YYYY-MM-DDTHH:MM)")
         raise BadLiteral(f"{text!r} is not a time (YYYY-MM-DDTHH:MM[:SS][Z|±HH:MM])")
-    year, month, day, hour, minute = (int(m.group(i)) for i in range(1, 6))
-    second = int(m.group(6) or 0)
-    if m.group(7) and not allow_fraction:
+    year_, month_, day_, hour_, minute_, second_, fraction, offset = m.groups()
+    year, month, day, hour, minute = int(year_), int(month_), int(day_), int(hour_), int(minute_)
+    second = int(second_ or 0)
+    if fraction and not allow_fraction:
         raise BadLiteral(f"{text!r}: fractions of a second are not allowed here")
-    offset = m.group(8)
+    if (offset == "Z" and year and 1 <= month <= 12 and 1 <= day <= _month_days(year, month)
+            and hour < 24 and minute < 60 and second < 60):
+        # The form every checkout sends, in plain arithmetic: a PoP reads one per quote.
+        return _days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second
     try:
         local = datetime(year, month, day, hour, minute, second)
     except ValueError as exc:
@@ -115,6 +119,12 @@ def parse_time(text: str, zone: tzinfo, *, allow_fraction: bool = True) -> int:
     return _days_from_civil(naive_utc.year, naive_utc.month, naive_utc.day) * 86_400 + (
         naive_utc.hour * 3600 + naive_utc.minute * 60 + naive_utc.second
     )
+
+
+def _month_days(year: int, month: int) -> int:
+    if month == 2:
+        return 29 if year % 4 == 0 and (year % 100 != 0 or year % 400 == 0) else 28
+    return 30 if month in (4, 6, 9, 11) else 31
 
 
 def _days_from_civil(y: int, m: int, d: int) -> int:

@@ -31,6 +31,9 @@ class Line(NamedTuple):
     qty: int
 
 
+_new_line = tuple.__new__
+
+
 @dataclass(frozen=True)
 class Customer:
     tier: str
@@ -105,16 +108,18 @@ def _lines(value: Any, skus: Container[str]) -> tuple[Line, ...]:
         raise InputError("lines", f"expected a list of lines, found {describe_json(value)}")
     if len(value) > MAX_LINES:
         raise InputError("lines", f"at most {MAX_LINES} lines are allowed, found {len(value)}")
-    lines = []
+    lines: list[Line] = []
+    append = lines.append
     for i, line in enumerate(value):
         # The common case checked inline (exact types: a JSONNumber is a str subclass and a
-        # bool an int subclass); anything else takes the path that names the problem.
+        # bool an int subclass) and built without the named tuple's Python-level __new__;
+        # anything else takes the path that names the problem.
         if type(line) is dict:
             sku, qty = line.get("sku"), line.get("qty")
             if type(sku) is str and type(qty) is int and qty >= 1 and sku in skus:
-                lines.append(Line(sku, qty))
+                append(_new_line(Line, (sku, qty)))
                 continue
-        lines.append(_line(line, f"lines[{i}]", skus))
+        append(_line(line, f"lines[{i}]", skus))
     return tuple(lines)
 
 

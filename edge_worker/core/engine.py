@@ -69,7 +69,12 @@ class Runner(Protocol):
 class Engine(Protocol):
     """Compiles rule modules into runners; one engine serves every release a host loads."""
 
-    def load(self, module: bytes) -> Runner:
+    def load(self, module: bytes, sha256: str | None = None) -> Runner:
         """Check and compile a module; raises `InvalidModule` with the reason when it is
-        not one this engine will run."""
+        not one this engine will run.
+
+        `sha256` is the module's digest (hex) when the caller has just verified it, as
+        `Release.load` has against the bundle's manifest: an engine that keys a cache by it
+        need not hash a megabyte again. A caller that has not verified it passes nothing.
+        """
         ...

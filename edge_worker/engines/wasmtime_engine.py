@@ -27,6 +27,7 @@ import platform
 import struct
 import tempfile
 import threading
+import zlib
 from array import array
 from collections.abc import Sequence
 from contextlib import suppress
@@ -48,13 +49,14 @@ MAX_TABLE_ELEMENTS = 65_536
 
 # Every setting that changes the compiled code, so it is also part of the cache key.
 _CONFIG: dict[str, object] = {"consume_fuel": True}
-_CACHE_MAGIC = b"poprules compiled module 1\n"
-_DIGEST = hashlib.sha256().digest_size
+_CACHE_SUFFIX = (f"-wasmtime{WASMTIME_VERSION}-{platform.machine()}-"
+                 f"{hashlib.sha256(repr(sorted(_CONFIG.items())).encode()).hexdigest()[:12]}.cwasm")
+_CACHE_MAGIC = b"poprules compiled module 2\n"
+_TRAILER = struct.Struct(f"<{len(_CACHE_MAGIC)}s32sQI")  # magic, module sha256, length, crc32
 
 # Word indexes into a memory viewed as int64: wasmtime-py runs only on x86-64 and aarch64,
 # both little-endian like wasm, so the native 'q' view reads the ABI's words as they are.
 _IN = abi.INPUT_BASE // 8
-_OUT = abi.OUTPUT_BASE // 8
 _AREAS_END = max(abi.INPUT_BASE + 8 * abi.INPUT_WORDS, abi.OUTPUT_BASE + 8 * abi.OUTPUT_WORDS)
 
 
@@ -147,12 +149,13 @@ class WasmtimeEngine:
         )
         self._fast = fast_calls and _UNCHECKED is not None
 
-    def load(self, module: bytes) -> WasmtimeRunner:
-        wasm = bytes(module)
+    def load(self, module: bytes, sha256: str | None = None) -> WasmtimeRunner:
+        wasm = module if type(module) is bytes else bytes(module)
         if wasm[:4] != b"\0asm":
             raise InvalidModule("not a WebAssembly binary: it does not start with \\0asm")
-        path = self._cache_path(wasm)
-        compiled = _read_cache(self._engine, path) if path is not None else None
+        sha256 = sha256 or hashlib.sha256(wasm).hexdigest()
+        path = self._cache_path(sha256)
+        compiled = _read_cache(self._engine, path, sha256) if path is not None else None
         from_cache = compiled is not None
         if compiled is None:
             try:
@@ -166,23 +169,21 @@ class WasmtimeEngine:
         except EngineError as error:
             raise InvalidModule(str(error)) from error
         if path is not None and not from_cache:
-            _write_cache(path, compiled)
+            _write_cache(path, compiled, sha256)
         return runner
 
-    def _cache_path(self, wasm: bytes) -> Path | None:
+    def _cache_path(self, sha256: str) -> Path | None:
         if self._cache_dir is None:
             return None
-        config = hashlib.sha256(repr(sorted(_CONFIG.items())).encode()).hexdigest()[:12]
-        name = (f"{hashlib.sha256(wasm).hexdigest()}-wasmtime{WASMTIME_VERSION}"
-                f"-{platform.machine()}-{config}.cwasm")
+        name = sha256 + _CACHE_SUFFIX
         return self._cache_dir / name
 
 
 class _Slot:
     """One thread's Store + Instance, with everything a call needs resolved once."""
 
-    __slots__ = ("args", "buffer", "context", "evaluate", "func_ref", "ran", "store", "trap",
-                 "trap_ref", "view")
+    __slots__ = ("args", "buffer", "context", "evaluate", "func_ref", "ran", "raw", "store",
+                 "trap", "trap_ref", "view")
 
     def __init__(self, store: wasmtime.Store, instance: wasmtime.Instance) -> None:
         exports = instance.exports(store)
@@ -193,7 +194,8 @@ class _Slot:
         self.evaluate = evaluate
         # Valid for the store's life: the memory cannot grow, so it never moves.
         self.buffer = memory.get_buffer_ptr(store)
-        self.view = memoryview(self.buffer).cast("B").cast("q")
+        self.raw = memoryview(self.buffer).cast("B")
+        self.view = self.raw.cast("q")
         self.ran = False
         if _UNCHECKED is not None:
             self.context = store._context()
@@ -220,7 +222,7 @@ class WasmtimeRunner:
         self._local = threading.local()
         self._local.slot = self._new_slot()
 
-    def run(self, words: Sequence[int], read: int = 0) -> tuple[int, list[int]]:
+    def run(self, words: Sequence[int], read: int = 0) -> tuple[int, array[int]]:
         try:
             slot: _Slot = self._local.slot
         except AttributeError:
@@ -241,16 +243,17 @@ class WasmtimeRunner:
                 raise EngineError(f"an input word is not a signed 64-bit integer: {error}") from None
         status = self._call(slot)
         slot.ran = True
-        return status, slot.view[_OUT:_OUT + read].tolist()
+        return status, _copy(slot.raw[abi.OUTPUT_BASE:abi.OUTPUT_BASE + 8 * read])
 
-    def read(self, start: int, count: int) -> list[int]:
+    def read(self, start: int, count: int) -> array[int]:
         slot: _Slot | None = getattr(self._local, "slot", None)
         if slot is None or not slot.ran:
             raise EngineError("no evaluation to read: this thread's last run failed or never ran")
         if start < 0 or count < 0 or start + count > abi.OUTPUT_WORDS:
             raise EngineError(f"output words {start:,} to {start + count:,} fall outside the "
                               f"output area of {abi.OUTPUT_WORDS:,}")
-        return slot.view[_OUT + start:_OUT + start + count].tolist()
+        at = abi.OUTPUT_BASE + 8 * start
+        return _copy(slot.raw[at:at + 8 * count])
 
     def _new_slot(self) -> _Slot:
         store = wasmtime.Store(self._engine)
@@ -284,6 +287,14 @@ class WasmtimeRunner:
             del self._local.slot
             raise _failure(error, self._fuel) from error
         return result
+
+
+def _copy(data: memoryview) -> array[int]:
+    """The words as an int64 array: one copy of the bytes, where `tolist()` would make a
+    Python int of every word, most of which the decoder never looks at (5 µs a quote)."""
+    copied = array("q")
+    copied.frombytes(data)
+    return copied
 
 
 def _failure(error: Exception, fuel: int, when: str = "") -> EngineError:
@@ -331,37 +342,45 @@ def _check_shape(module: wasmtime.Module, max_memory: int) -> int:
     return size
 
 
-def _read_cache(engine: wasmtime.Engine, path: Path) -> wasmtime.Module | None:
-    """The cached compiled module, or None when absent or damaged.
+def _read_cache(engine: wasmtime.Engine, path: Path, sha256: str) -> wasmtime.Module | None:
+    """The cached compiled module, or None when absent, damaged or another module's.
 
-    A checksum guards the payload because deserializing runs its native code as is: a
-    truncated or corrupted file must cost a compile, never a crash. (It does not guard
-    against someone who can write the cache directory; that is why it is per user.)
+    The file is wasmtime's serialized module as is, so `deserialize_file` maps it instead of
+    copying it (0.07 ms against 1 ms at 1,000 rules), followed by our trailer: this module's
+    digest, the payload's length and a CRC-32 of it. The check guards against damage because
+    deserializing runs the native code as is: a truncated or corrupted file, or one renamed
+    from another module, must cost a compile, never a crash. (It does not guard against
+    someone who can write the cache directory; that is why the directory is per user.)
     """
     try:
         data = path.read_bytes()
     except OSError:
         return None
-    head = len(_CACHE_MAGIC) + _DIGEST
-    if (not data.startswith(_CACHE_MAGIC)
-            or hashlib.sha256(data[head:]).digest() != data[len(_CACHE_MAGIC):head]):
+    if len(data) < _TRAILER.size:
+        return None
+    magic, key, length, crc = _TRAILER.unpack_from(data, len(data) - _TRAILER.size)
+    if (magic != _CACHE_MAGIC or key != bytes.fromhex(sha256)
+            or length != len(data) - _TRAILER.size
+            or zlib.crc32(memoryview(data)[:length]) != crc):
         return None
     try:
-        return wasmtime.Module.deserialize(engine, data[head:])
+        return wasmtime.Module.deserialize_file(engine, str(path))
     except wasmtime.WasmtimeError:
         return None
 
 
-def _write_cache(path: Path, module: wasmtime.Module) -> None:
+def _write_cache(path: Path, module: wasmtime.Module, sha256: str) -> None:
     """Write through a temporary file and rename, so a reader never sees half a file; a
     failure costs a compile on the next load, never the load itself."""
     payload = bytes(module.serialize())
+    trailer = _TRAILER.pack(_CACHE_MAGIC, bytes.fromhex(sha256), len(payload),
+                            zlib.crc32(payload))
     temporary: str | None = None
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
         with os.fdopen(fd, "wb") as file:
-            file.write(_CACHE_MAGIC + hashlib.sha256(payload).digest() + payload)
+            file.write(payload + trailer)
         os.replace(temporary, path)
         temporary = None
     except OSError as error:

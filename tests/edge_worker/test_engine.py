@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import zlib
 from array import array
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -215,28 +216,41 @@ def test_a_compiled_module_is_cached_and_reused(
     assert list(WasmtimeEngine(cache_dir=tmp_path).load(COPY).run([9], read=1)[1]) == [9]
 
 
-def _valid_header_over_garbage(data: bytes) -> bytes:
+def _valid_trailer_over_garbage(data: bytes) -> bytes:
     garbage = b"\x7fELF" + bytes(range(256)) * 8
-    magic = wasmtime_engine._CACHE_MAGIC
-    return magic + hashlib.sha256(garbage).digest() + garbage
+    return garbage + wasmtime_engine._TRAILER.pack(
+        wasmtime_engine._CACHE_MAGIC, hashlib.sha256(COPY).digest(), len(garbage),
+        zlib.crc32(garbage))
+
+
+def _other_module_file(directory: str) -> bytes:
+    WasmtimeEngine(cache_dir=directory).load(COUNTER)
+    (path,) = Path(directory).iterdir()
+    return path.read_bytes()
 
 
 def _another_modules_payload(data: bytes) -> bytes:
     """Damage wasmtime cannot see: a well-formed compiled module, but not the one named."""
     with tempfile.TemporaryDirectory() as other:
-        WasmtimeEngine(cache_dir=other).load(COUNTER)
-        (path,) = Path(other).iterdir()
-        header = len(wasmtime_engine._CACHE_MAGIC) + hashlib.sha256().digest_size
-        return data[:header] + path.read_bytes()[header:]
+        trailer = wasmtime_engine._TRAILER.size
+        return _other_module_file(other)[:-trailer] + data[-trailer:]
+
+
+def _another_modules_file(data: bytes) -> bytes:
+    """A whole, intact cache file of another module, renamed to this one's name."""
+    with tempfile.TemporaryDirectory() as other:
+        return _other_module_file(other)
 
 
 @pytest.mark.parametrize("damage", [
     lambda data: data[: len(data) // 2],
     lambda data: data[:-1] + bytes([data[-1] ^ 1]),
     lambda data: b"",
-    _valid_header_over_garbage,
+    _valid_trailer_over_garbage,
     _another_modules_payload,
-], ids=["truncated", "flipped-bit", "empty", "garbage-with-valid-checksum", "another-module"])
+    _another_modules_file,
+], ids=["truncated", "flipped-bit", "empty", "garbage-with-valid-checksum", "another-payload",
+        "another-file"])
 def test_a_damaged_cache_file_is_recompiled_and_replaced(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: Callable[[bytes], bytes]
 ) -> None:

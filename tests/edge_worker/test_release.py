@@ -14,6 +14,7 @@ from edge_worker.core.release import Release
 from edge_worker.engines.wasmtime_engine import WasmtimeEngine
 from poprules import api
 from poprules import bundle as fmt
+from poprules.codes import normalize_code
 from tests.conftest import ROOT, catalog_of, example_dirs
 from wasm_build import abi
 
@@ -75,3 +76,19 @@ def test_the_core_imports_without_wasmtime_yaml_or_the_compiler() -> None:
     done = subprocess.run([sys.executable, "-c", code], check=False, cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def test_remembered_coupon_lookups_stay_right_and_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A flood of made-up codes must neither grow the PoP's memory nor change an answer."""
+    program = ROOT / "examples" / "corner-market"
+    release = api.load_release(api.build(api.load(program / "rules.yaml",
+                                                  program / "catalog.json")))
+    monkeypatch.setattr("edge_worker.core.release._REMEMBERED_CODES", 8)
+    for n in range(50):
+        assert release.coupon_set(f"MADE-UP-{n}") == -1
+        assert len(release._coupon_sets) <= 8
+    known = release.coupon_set(normalize_code("SUMMER-24"))
+    assert known >= 0
+    assert release.coupon_set(normalize_code("summer-24")) == known  # now from memory

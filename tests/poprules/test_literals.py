@@ -213,6 +213,18 @@ def test_times(text: str, zone: ZoneInfo, expected: str) -> None:
         "0001-01-01T00:00+01:00",  # before the first instant the calendar can write
         "9999-12-31T23:59-00:01",
         " 2026-07-04T10:00",
+        # the same mistakes in the UTC form, which is read by plain arithmetic
+        "2026-02-30T10:00:00Z",
+        "2026-02-29T10:00:00Z",
+        "1900-02-29T10:00:00Z",
+        "2026-04-31T10:00:00Z",
+        "2026-13-01T10:00:00Z",
+        "2026-00-01T10:00:00Z",
+        "2026-07-00T10:00:00Z",
+        "2026-07-04T24:00:00Z",
+        "2026-07-04T10:60:00Z",
+        "2026-07-04T10:00:60Z",
+        "0000-06-01T10:00:00Z",
     ],
 )
 def test_bad_times(text: str) -> None:
@@ -294,3 +306,11 @@ def test_local_wall_clock() -> None:
     # Friday 23:30Z is already Saturday 00:30 in Berlin (summer).
     assert local_wall_clock(utc("2026-07-03T22:30:00"), BERLIN) == (5, 1800)
     assert local_wall_clock(utc("2026-07-03T17:59:59"), UTC) == (4, 17 * 3600 + 3599)
+
+
+@given(st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59)))
+def test_utc_times_agree_with_the_calendar(moment: datetime) -> None:
+    """The UTC form skips datetime; it must still count every leap day as the calendar does."""
+    text = f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}Z"
+    expected = (moment - datetime(1970, 1, 1)) // timedelta(seconds=1)
+    assert parse_time(text, BERLIN) == expected
