@@ -21,6 +21,10 @@ from control_plane.context import control_plane, session
 from control_plane.storage.models import SigningKey
 
 RELEASE_CONTEXT = b"poprules-release/1\n"
+# Every other kind of document the key signs has its own context, so no signature passes for
+# another kind's: redemption snapshots and customer tokens.
+SNAPSHOT_CONTEXT = b"poprules-redemptions/1\n"
+CUSTOMER_CONTEXT = b"poprules-customer/1\n"
 _RELEASE_HASH = re.compile(r"sha256:[0-9a-f]{64}")
 
 
@@ -33,9 +37,31 @@ def signed_message(release_hash: str) -> bytes:
 
 def sign(release_hash: str) -> dict[str, str]:
     """Sign a release hash with the current key (inside a request or app context)."""
+    return _sign(signed_message(release_hash))
+
+
+def sign_document(context: bytes, document: bytes) -> dict[str, str]:
+    """Sign `context + document` (a snapshot's or customer token's bytes) with the current
+    key; `context` is one of the *_CONTEXT constants."""
+    if context not in (SNAPSHOT_CONTEXT, CUSTOMER_CONTEXT):
+        raise ValueError(f"unknown signing context {context!r}")
+    return _sign(context + document)
+
+
+def verify_document_with(public_key: str, context: bytes, document: bytes,
+                         signature: str) -> bool:
+    """A PoP's check of a signed document, given the pinned hex public key."""
+    try:
+        VerifyKey(bytes.fromhex(public_key)).verify(context + document, bytes.fromhex(signature))
+    except (BadSignatureError, ValueError, TypeError):
+        return False
+    return True
+
+
+def _sign(message: bytes) -> dict[str, str]:
     plane = control_plane()
     key_id = plane.keyring.current(session()).key_id
-    signature = plane.keyring.private(key_id).sign(signed_message(release_hash)).signature
+    signature = plane.keyring.private(key_id).sign(message).signature
     return {"key_id": key_id, "signature": signature.hex()}
 
 

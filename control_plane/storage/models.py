@@ -16,8 +16,11 @@ from sqlalchemy import (
     Dialect,
     ForeignKey,
     Index,
+    LargeBinary,
     MetaData,
     String,
+    Text,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -58,7 +61,8 @@ class Base(DeclarativeBase):
         "pk": "pk_%(table_name)s",
     })
     type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime(),
-                                                     dict[str, Any]: JSON()}
+                                                     dict[str, Any]: JSON(),
+                                                     list[Any]: JSON(), bytes: LargeBinary()}
 
 
 class Merchant(Base):
@@ -127,4 +131,137 @@ class SigningKey(Base):
     key_id: Mapped[str] = mapped_column(String(16), unique=True)
     public_key: Mapped[str] = mapped_column(String(64))  # hex of the 32-byte Ed25519 key
     is_current: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ProgramVersion(Base):
+    """A draft: a program and its catalog as the merchant uploaded them, checked, with the
+    sample requests that simulate, diff and publish run. Kept as text, so what was published
+    can always be shown and rebuilt."""
+
+    __tablename__ = "program_versions"
+    __table_args__ = (UniqueConstraint("merchant_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
+    number: Mapped[int]  # 1, 2, ... per merchant
+    program_name: Mapped[str] = mapped_column(String(100))
+    program: Mapped[str] = mapped_column(Text)
+    program_format: Mapped[str] = mapped_column(String(8))  # yaml | json
+    catalog: Mapped[str] = mapped_column(Text)
+    catalog_format: Mapped[str] = mapped_column(String(8))  # json | csv
+    samples: Mapped[list[Any]] = mapped_column(default=list)  # spec section 8 requests
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by_token_id: Mapped[int | None] = mapped_column(ForeignKey("api_tokens.id"))
+
+
+class Release(Base):
+    """A signed bundle. Numbers only grow per merchant, so a PoP never accepts a lower one:
+    a rollback is a new release that carries an earlier one's content."""
+
+    __tablename__ = "releases"
+    __table_args__ = (UniqueConstraint("merchant_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
+    number: Mapped[int]
+    version_id: Mapped[int] = mapped_column(ForeignKey("program_versions.id"), index=True)
+    rollback_of: Mapped[int | None]  # the release number whose content this one carries
+    release_hash: Mapped[str] = mapped_column(String(71))  # sha256:<64 hex>
+    key_id: Mapped[str] = mapped_column(String(16))
+    signature: Mapped[str] = mapped_column(String(128))
+    bundle: Mapped[bytes]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by_token_id: Mapped[int | None] = mapped_column(ForeignKey("api_tokens.id"))
+
+
+class Rollout(Base):
+    """Which release a group of PoPs runs: a PoP runs the highest-numbered release rolled out
+    to its group or to every PoP (`group` = "*"), so a canary goes first and "*" follows."""
+
+    __tablename__ = "rollouts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
+    release_id: Mapped[int] = mapped_column(ForeignKey("releases.id"), index=True)
+    group: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by_token_id: Mapped[int | None] = mapped_column(ForeignKey("api_tokens.id"))
+
+
+class Pop(Base):
+    """An enrolled point of presence: its own Ed25519 key (receipts) and the hash of the
+    secret it pulls with."""
+
+    __tablename__ = "pops"
+    __table_args__ = (UniqueConstraint("merchant_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    group: Mapped[str] = mapped_column(String(64))
+    public_key: Mapped[str] = mapped_column(String(64))  # hex of the 32-byte Ed25519 key
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    enrolled_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime | None]
+
+
+class EnrollmentToken(Base):
+    """A one-time secret a merchant hands to a new PoP; only its SHA-256 is kept."""
+
+    __tablename__ = "enrollment_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    pop_name: Mapped[str] = mapped_column(String(64))
+    group: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    pop_id: Mapped[int | None] = mapped_column(ForeignKey("pops.id"))
+    created_by_token_id: Mapped[int | None] = mapped_column(ForeignKey("api_tokens.id"))
+
+
+class CouponCode(Base):
+    """A code the control plane generated for a `generate` set: only its keyed hash."""
+
+    __tablename__ = "coupon_codes"
+    __table_args__ = (UniqueConstraint("merchant_id", "code_hash"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
+    program_name: Mapped[str] = mapped_column(String(100))
+    set_id: Mapped[str] = mapped_column(String(64))
+    code_hash: Mapped[str] = mapped_column(String(32))
+    issued_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Redemption(Base):
+    """A code used in a booked checkout; counted against max_redemptions and per_customer."""
+
+    __tablename__ = "redemptions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
+    program_name: Mapped[str] = mapped_column(String(100))
+    set_id: Mapped[str] = mapped_column(String(64))
+    code_hash: Mapped[str] = mapped_column(String(32), index=True)
+    customer: Mapped[str | None] = mapped_column(String(64))  # a customer token's subject hash
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RedemptionSnapshot(Base):
+    """A signed, versioned state of a merchant's codes that PoPs pull like releases."""
+
+    __tablename__ = "redemption_snapshots"
+    __table_args__ = (UniqueConstraint("merchant_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
+    version: Mapped[int]
+    body: Mapped[bytes]  # canonical JSON, what the signature covers
+    digest: Mapped[str] = mapped_column(String(71))
+    key_id: Mapped[str] = mapped_column(String(16))
+    signature: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -19,7 +19,9 @@ from control_plane.storage.models import Base, Merchant
 from poprules.cli import main
 from tests.control_plane.conftest import start_app
 
-TABLES = {"merchants", "api_tokens", "audit_events", "signing_keys"}
+TABLES = {"merchants", "api_tokens", "audit_events", "signing_keys", "program_versions",
+          "releases", "rollouts", "pops", "enrollment_tokens", "coupon_codes", "redemptions",
+          "redemption_snapshots"}
 
 
 def _tables(db: Database) -> set[str]:

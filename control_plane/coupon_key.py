@@ -1,0 +1,43 @@
+"""The key of a merchant's coupon code hashes (spec section 6: a release never holds a code in
+clear, only a keyed hash of it).
+
+One control-plane secret, `coupons.secret` in the key directory (0600, made on first use),
+and per merchant a key derived from it: releases and generated codes of one merchant hash
+alike, two merchants' hashes of the same code differ, and rotating the signing key never
+changes a code's hash (which would orphan every code already handed out). The derived key
+travels in the merchant's bundles, since a PoP must hash the codes shoppers type.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+SECRET_FILE = "coupons.secret"
+
+
+def coupon_key(key_dir: Path, merchant_id: int) -> bytes:
+    return hmac.new(_secret(key_dir), f"poprules-coupons/1\n{merchant_id}".encode(),
+                    hashlib.sha256).digest()
+
+
+def _secret(key_dir: Path) -> bytes:
+    path = key_dir / SECRET_FILE
+    if not path.exists():
+        key_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with open(key_dir / ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not path.exists():
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w", encoding="ascii") as out:
+                    out.write(secrets.token_hex(32) + "\n")
+                    out.flush()
+                    os.fsync(out.fileno())
+    text = path.read_text(encoding="ascii").strip()
+    if path.stat().st_mode & 0o077:
+        raise PermissionError(f"{path} is readable by other users; chmod 600 it")
+    return bytes.fromhex(text)
