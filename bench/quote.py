@@ -10,7 +10,8 @@ rules that mixes every feature of the language:
    host's steps around it (reading the request, encoding it, decoding the answer);
 3. the time to load and check, and to build, a program of 100 and of 1,000 rules, and to load
    the built bundle with and without the compiled-module cache;
-4. the machine and the command, so a figure can be reproduced.
+4. the time the control plane takes to publish the 1,000-rule program (`bench/publish.py`);
+5. the machine and the command, so a figure can be reproduced.
 
 The compiled module's answers must equal the reference evaluator's on every cart, and every
 translated JSONLogic condition the reference evaluator's, before anything is timed: a fast
@@ -38,6 +39,7 @@ from typing import Any
 import datalogic_py
 
 from bench.jsonlogic import DatalogicQuoter, check_conditions
+from bench.publish import publish_timings
 from edge_worker.core.codec import Encoded, decode, encode
 from edge_worker.core.engine import Engine, Runner
 from edge_worker.core.release import Release
@@ -288,6 +290,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = end_to_end(program, carts, read, root / "cache")
         inside = inside_module(results.release, carts)
         sizes = build_and_load(generated, args.seed, root)
+        big = generate_program(args.seed, rules=BIG_RULES, items=ITEMS)
+        publishing = publish_timings(big, make_carts(big, args.seed))
 
     print("\n1. per cart, end to end (request dict in → quote dict out)")
     n = results.translated
@@ -307,6 +311,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("\n3. bundles")
     for line in sizes:
         print(line)
+    print(f"\n4. control plane: publishing a {BIG_RULES:,}-rule program (SQLite, in process)")
+    for name, seconds in publishing:
+        print(_row(name, _summary([round(s * 1e9) for s in seconds])))
     print(f"\ntotal {time.perf_counter() - began:,.1f} s")
     return 0
 

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, request
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import NotFound, RequestEntityTooLarge
+from werkzeug.routing import IntegerConverter
 
 from control_plane import errors
 from control_plane.api import BLUEPRINTS
@@ -24,6 +25,7 @@ from control_plane.config import KEYS, Settings
 from control_plane.context import ControlPlane, install
 from control_plane.keyring import Keyring
 from control_plane.storage.db import Database
+from control_plane.wire import MAX_ID
 
 
 def settings() -> Settings:
@@ -45,8 +47,21 @@ def start(config: Settings) -> ControlPlane:
     return ControlPlane(config, db, keyring)
 
 
+class IdConverter(IntegerConverter):
+    """`<int:...>` in every route: a number no row can have is 404 before any view runs,
+    instead of an out-of-range error from the database. (Not `max=`: Werkzeug would then
+    try the path's other routes and answer 405.)"""
+
+    def to_python(self, value: str) -> int:
+        number = int(value)
+        if number > MAX_ID:
+            raise NotFound()
+        return number
+
+
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
+    app.url_map.converters["int"] = IdConverter
     resolved = Settings.load(config, os.environ, Path(app.instance_path))
     app.config.update({k: v for k, v in (config or {}).items() if k not in KEYS})
     app.config["MAX_CONTENT_LENGTH"] = resolved.max_content_length

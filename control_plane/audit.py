@@ -9,12 +9,22 @@ from sqlalchemy.orm import Session
 
 from control_plane.storage.models import AuditEvent
 
-# The kinds recorded so far; publish, rollback and PoP events join them.
+# The kinds recorded.
 MERCHANT_CREATED = "merchant.created"
 TOKEN_CREATED = "token.created"
 TOKEN_REVOKED = "token.revoked"
 KEY_CREATED = "key.created"
 KEY_ROTATED = "key.rotated"
+POP_ENROLLMENT_TOKEN_CREATED = "pop.enrollment_token.created"
+POP_ENROLLED = "pop.enrolled"
+POP_MOVED = "pop.moved"
+CUSTOMER_TOKEN_ISSUED = "customer_token.issued"
+VERSION_CREATED = "version.created"
+RELEASE_PUBLISHED = "release.published"
+RELEASE_ROLLED_BACK = "release.rolled_back"
+RELEASE_ROLLED_OUT = "release.rolled_out"
+COUPONS_GENERATED = "coupons.generated"
+REDEMPTIONS_SNAPSHOT = "redemptions.snapshot"
 
 
 def record(session: Session, kind: str, *, merchant_id: int | None = None,

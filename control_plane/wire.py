@@ -14,6 +14,8 @@ from control_plane.errors import invalid
 from poprules.errors import InputError
 from poprules.jsonio import load_object
 
+MAX_ID = 2**31 - 1  # ids and numbers are INTEGER columns: 32 bits on PostgreSQL
+
 
 def read_body() -> bytes:
     """The whole body, or 413. A body sent without a length (chunked) is cut by Werkzeug at

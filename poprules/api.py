@@ -10,9 +10,11 @@ whose `to_json()` is the error of spec 9.3.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import weakref
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -37,11 +39,12 @@ def load(program: PathLike, catalog: PathLike) -> Program:
     return load_program(program, catalog)
 
 
-def build(program: Program, *, key: bytes | None = None) -> bytes:
+def build(program: Program, *, key: bytes | None = None,
+          customer_keys: Sequence[tuple[str, str]] = ()) -> bytes:
     """The release bundle of a checked program: the same inputs give the same bytes."""
     from wasm_build.bundle import build as build_bundle
 
-    return build_bundle(program, key=key)
+    return build_bundle(program, key=key, customer_keys=customer_keys)
 
 
 def default_engine() -> Engine:
@@ -51,7 +54,16 @@ def default_engine() -> Engine:
         from edge_worker.engines.wasmtime_engine import WasmtimeEngine
 
         _ENGINE = WasmtimeEngine()
+        atexit.register(_release_engine)
     return _ENGINE
+
+
+def _release_engine() -> None:
+    """Free the engine and its releases while the interpreter still runs: wasmtime-py's
+    finalizers fail (noisily) when they run after its module has been torn down."""
+    global _ENGINE
+    _RELEASES.clear()
+    _ENGINE = None
 
 
 _ENGINE: Engine | None = None

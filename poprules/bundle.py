@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,6 +63,21 @@ def code_hash(key: bytes, code: str) -> str:
 def normal_code_hash(key: bytes, normal: str) -> str:
     """`code_hash` of a code already normalised (a PoP normalises once per request)."""
     return hmac.new(key, normal.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+RELEASE_STATEMENT = b"poprules-release/1\n"
+_RELEASE_HASH = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+def release_statement(merchant_id: int, number: int, release_hash: str) -> bytes:
+    """The bytes a release signature covers: this merchant's release `number` is the bundle
+    of `release_hash`. The number is signed with the hash so a PoP can refuse an older
+    release replayed under a higher number; a rollback gets a new number and signature."""
+    if not _RELEASE_HASH.fullmatch(release_hash):
+        raise ValueError(f"not a release hash (sha256: and 64 hex digits): {release_hash!r}")
+    if type(merchant_id) is not int or type(number) is not int or merchant_id < 1 or number < 1:
+        raise ValueError("merchant id and release number are whole numbers from 1")
+    return RELEASE_STATEMENT + f"{merchant_id}\n{number}\n{release_hash}".encode("ascii")
 
 
 def encode(manifest: dict[str, Any], module: bytes, tables: dict[str, Any],

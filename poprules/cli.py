@@ -143,5 +143,8 @@ def explain(program: str, catalog: str, request: str) -> None:
 
 
 from control_plane.cli import cp_group
+from control_plane.client_cli import COMMANDS as SERVER_COMMANDS
 
 main.add_command(cp_group)
+for _command in SERVER_COMMANDS:
+    main.add_command(_command)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 
 from poprules import bundle as fmt
 from wasm_build import abi
@@ -17,8 +18,13 @@ def coupon_key(program: Program) -> bytes:
     return hashlib.sha256(b"poprules coupon codes\0" + program.name.encode()).digest()
 
 
-def build(program: Program, *, key: bytes | None = None) -> bytes:
-    """The bundle of a program: the same program and key give the same bytes."""
+def build(program: Program, *, key: bytes | None = None,
+          customer_keys: Sequence[tuple[str, str]] = ()) -> bytes:
+    """The bundle of a program: the same program, key and customer keys give the same bytes.
+
+    `customer_keys` are the (key id, hex public key) pairs a PoP verifies customer tokens
+    with (docs/customer_tokens.md); the control plane passes its keyring, a local build none.
+    """
     planned = plan(program)
     key = coupon_key(program) if key is None else key
     codes = {
@@ -34,5 +40,8 @@ def build(program: Program, *, key: bytes | None = None) -> bytes:
         "rules": len(program.rules),
         "items": len(program.catalog.items),
     }
+    if customer_keys:
+        manifest["customer_keys"] = [{"key_id": key_id, "public_key": public}
+                                     for key_id, public in sorted(customer_keys)]
     return fmt.encode(manifest, emit(planned.words), planned.tables,
                       {"key": key, "codes": dict(sorted(codes.items()))})

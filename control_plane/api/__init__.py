@@ -4,6 +4,20 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from control_plane.api import audit, health, keys, merchants
+from control_plane.api import (
+    audit,
+    coupons,
+    customer_tokens,
+    health,
+    keys,
+    merchants,
+    openapi,
+    pops,
+    releases,
+    versions,
+    whoami,
+)
 
-BLUEPRINTS: tuple[Blueprint, ...] = (health.bp, merchants.bp, keys.bp, audit.bp)
+BLUEPRINTS: tuple[Blueprint, ...] = (health.bp, merchants.bp, keys.bp, audit.bp, versions.bp,
+                                     releases.bp, pops.bp, customer_tokens.bp,
+                                     openapi.bp, whoami.bp, coupons.bp)

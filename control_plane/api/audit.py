@@ -1,6 +1,19 @@
 """The audit trail of the caller's merchant, with the control plane's own events (key
 creation and rotation), filtered by time, actor and kind; as JSON pages, or the whole
-selection as JSON Lines or CSV."""
+selection as JSON Lines or CSV.
+---
+schemas:
+  AuditEvent:
+    type: object
+    required: [id, at, kind, merchant_id, actor, details]
+    properties:
+      id: {type: integer}
+      at: {type: string, format: date-time}
+      kind: {type: string, examples: [token.created]}
+      merchant_id: {type: [integer, "null"], description: null for the control plane's own events}
+      actor: {type: string, pattern: '^(operator|token:[0-9]+)$'}
+      details: {type: object}
+"""
 
 from __future__ import annotations
 
@@ -17,7 +30,7 @@ from control_plane.auth import caller, require
 from control_plane.context import session
 from control_plane.errors import invalid
 from control_plane.storage.models import AuditEvent
-from control_plane.wire import format_time, parse_time, query_int
+from control_plane.wire import MAX_ID, format_time, parse_time, query_int
 
 bp = Blueprint("audit", __name__, url_prefix="/v1/audit")
 
@@ -37,7 +50,8 @@ def _actor_filter(text: str) -> Any:
     if text == "operator":
         return AuditEvent.actor_token_id.is_(None)
     kind, _, number = text.partition(":")
-    if kind != "token" or not (number.isascii() and number.isdecimal()):
+    if kind != "token" or not (number.isascii() and number.isdecimal()) \
+            or int(number) > MAX_ID:
         raise invalid("actor", f"expected operator or token:<id>, not {text!r}")
     return AuditEvent.actor_token_id == int(number)
 
@@ -62,6 +76,41 @@ def _selection() -> Select[AuditEvent]:
 @bp.get("")
 @require("audit")
 def get_audit() -> Any:
+    """
+    ---
+    get:
+      summary: The audit trail of the caller's merchant and the control plane's own events
+      parameters:
+        - name: format
+          in: query
+          schema: {type: string, enum: [json, jsonl, csv], default: json}
+          description: json gives pages; jsonl and csv export the whole selection
+        - {name: since, in: query, schema: {type: string, format: date-time},
+           description: inclusive}
+        - {name: until, in: query, schema: {type: string, format: date-time},
+           description: exclusive}
+        - {name: actor, in: query, schema: {type: string, pattern: '^(operator|token:[0-9]+)$'}}
+        - {name: kind, in: query, schema: {type: string}}
+        - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 1000, default: 100},
+           description: page size (format=json)}
+        - {name: after, in: query, schema: {type: integer, minimum: 0, maximum: 9223372036854775807},
+           description: the previous page's `next` (format=json)}
+      responses:
+        200:
+          description: A page of events, oldest first, or the whole selection
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [events, next]
+                properties:
+                  events: {type: array, items: AuditEvent}
+                  next: {type: [integer, "null"], description: the `after` of the next page}
+            application/x-ndjson:
+              schema: {type: string, description: one AuditEvent per line}
+            text/csv:
+              schema: {type: string, description: "columns id,at,kind,merchant_id,actor,details"}
+    """
     output = request.args.get("format", "json")
     if output not in FORMATS:
         raise invalid("format", f"expected one of: {', '.join(FORMATS)}")
@@ -77,7 +126,7 @@ def get_audit() -> Any:
 def _page(query: Select[AuditEvent]) -> dict[str, Any]:
     """One page; `next` is the `after` that gives the following one (null at the end)."""
     limit = query_int("limit", PAGE, low=1, high=PAGE_LIMIT)
-    after = query_int("after", 0, low=0, high=2**63 - 1)
+    after = query_int("after", 0, low=0, high=MAX_ID)
     rows = list(session().scalars(query.where(AuditEvent.id > after).limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]

@@ -16,7 +16,37 @@ bp = Blueprint("keys", __name__, url_prefix="/v1/keys")
 @public
 def get_keys() -> Response:
     """Public keys are public: no token needed. With an ETag, so a PoP polling for a
-    rotation costs a 304."""
+    rotation costs a 304.
+    ---
+    get:
+      summary: The signing keyring, current and retired keys
+      parameters:
+        - {name: If-None-Match, in: header, required: false, schema: {type: string}}
+      responses:
+        200:
+          description: Every signing key
+          headers:
+            ETag: {schema: {type: string}}
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [algorithm, current, keys]
+                properties:
+                  algorithm: {type: string, enum: [ed25519]}
+                  current: {type: string, description: The key id signing now}
+                  keys:
+                    type: array
+                    items:
+                      type: object
+                      required: [key_id, public_key, current, created_at]
+                      properties:
+                        key_id: {type: string, pattern: "^[0-9a-f]{16}$"}
+                        public_key: {type: string, pattern: "^[0-9a-f]{64}$"}
+                        current: {type: boolean}
+                        created_at: {type: string, format: date-time}
+        304: {description: "Unchanged since the ETag given in If-None-Match"}
+    """
     keys = control_plane().keyring.keys(session())
     response = jsonify({
         "algorithm": "ed25519",

@@ -1,5 +1,24 @@
 """A merchant and its API tokens. Merchants themselves are made by the operator
-(`poprules cp bootstrap`); a merchant's tokens are made and revoked through the API."""
+(`poprules cp bootstrap`); a merchant's tokens are made and revoked through the API.
+---
+schemas:
+  Merchant:
+    type: object
+    required: [id, name, created_at]
+    properties:
+      id: {type: integer}
+      name: {type: string}
+      created_at: {type: string, format: date-time}
+  Token:
+    type: object
+    required: [id, name, scopes, created_at, revoked_at]
+    properties:
+      id: {type: integer}
+      name: {type: string}
+      scopes: {type: array, items: {type: string, enum: [publish, read, audit]}}
+      created_at: {type: string, format: date-time}
+      revoked_at: {type: [string, "null"], format: date-time}
+"""
 
 from __future__ import annotations
 
@@ -34,13 +53,34 @@ def _merchant(merchant_id: int) -> Merchant:
 @bp.get("/<int:merchant_id>")
 @require("read")
 def get_merchant(merchant_id: int) -> dict[str, Any]:
+    """
+    ---
+    get:
+      summary: The caller's merchant
+      responses:
+        200: {description: The merchant, content: {application/json: {schema: Merchant}}}
+    """
     return merchant_json(_merchant(merchant_id))
 
 
 @bp.get("/<int:merchant_id>/tokens")
 @require("read")
 def list_tokens(merchant_id: int) -> dict[str, Any]:
-    """The merchant's tokens, revoked ones included; never their secrets."""
+    """The merchant's tokens, revoked ones included; never their secrets.
+    ---
+    get:
+      summary: The merchant's tokens, revoked ones included (never their secrets)
+      responses:
+        200:
+          description: Every token, oldest first
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [tokens]
+                properties:
+                  tokens: {type: array, items: Token}
+    """
     rows = session().scalars(select(ApiToken).where(ApiToken.merchant_id == merchant_id)
                              .order_by(ApiToken.id))
     return {"tokens": [token_json(t) for t in rows]}
@@ -69,7 +109,42 @@ def _name(value: Any) -> str:
 def post_token(merchant_id: int) -> tuple[dict[str, Any], int, dict[str, str]]:
     """A new token for the caller's merchant. Its secret is in this answer and nowhere
     else. A token can grant only scopes it holds itself, so a leaked publish token cannot
-    mint an audit token."""
+    mint an audit token.
+    ---
+    post:
+      summary: A new token; its secret is in this answer only
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              required: [scopes]
+              additionalProperties: false
+              properties:
+                scopes:
+                  type: array
+                  minItems: 1
+                  uniqueItems: true
+                  items: {type: string, enum: [publish, read, audit]}
+                  description: At most the scopes the calling token holds (else 403)
+                name: {type: string, minLength: 1, maxLength: 100, pattern: '\\S',
+                       default: api token}
+      responses:
+        201:
+          description: The token, with its secret `token`, shown this once
+          headers:
+            Location: {schema: {type: string}, description: The token's URL}
+          content:
+            application/json:
+              schema:
+                allOf:
+                  - Token
+                  - type: object
+                    required: [token]
+                    properties:
+                      token: {type: string, pattern: "^prt_[A-Za-z0-9_-]{43}$"}
+    """
     body = json_body(frozenset({"scopes", "name"}))
     if "scopes" not in body:
         raise invalid("scopes", "required")
@@ -97,6 +172,13 @@ def _token(merchant_id: int, token_id: int) -> ApiToken:
 @bp.get("/<int:merchant_id>/tokens/<int:token_id>")
 @require("read")
 def get_token(merchant_id: int, token_id: int) -> dict[str, Any]:
+    """
+    ---
+    get:
+      summary: One token (never its secret)
+      responses:
+        200: {description: The token, content: {application/json: {schema: Token}}}
+    """
     return token_json(_token(merchant_id, token_id))
 
 
@@ -104,7 +186,15 @@ def get_token(merchant_id: int, token_id: int) -> dict[str, Any]:
 @require("publish")
 def delete_token(merchant_id: int, token_id: int) -> dict[str, Any]:
     """Revoke a token: it stops working at once and stays listed. Revoking a revoked token
-    changes nothing."""
+    changes nothing.
+    ---
+    delete:
+      summary: Revoke a token, at once
+      responses:
+        200:
+          description: The token, revoked
+          content: {application/json: {schema: Token}}
+    """
     token = _token(merchant_id, token_id)
     if token.revoked_at is None:
         revoke_token(session(), token, actor_token_id=caller().token_id)

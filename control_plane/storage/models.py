@@ -170,7 +170,9 @@ class Release(Base):
     release_hash: Mapped[str] = mapped_column(String(71))  # sha256:<64 hex>
     key_id: Mapped[str] = mapped_column(String(16))
     signature: Mapped[str] = mapped_column(String(128))
-    bundle: Mapped[bytes]
+    # Loaded only when read: a megabyte at 1,000 rules, and most queries (a PoP's poll that
+    # ends in 304, a listing) need the other columns alone.
+    bundle: Mapped[bytes] = mapped_column(deferred=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by_token_id: Mapped[int | None] = mapped_column(ForeignKey("api_tokens.id"))
 

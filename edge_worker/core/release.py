@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge_worker.core.codec import Tables, decode, encode
 from edge_worker.core.engine import Engine, Runner
@@ -20,6 +20,9 @@ from poprules.jsonio import load_object
 from poprules.request import Request, parse_request
 from poprules.zone import TableZone
 from wasm_build import abi
+
+if TYPE_CHECKING:
+    from edge_worker.core.redemptions import Redemptions
 
 _TAIL = 64  # output words read with the call beyond the fixed part; usually all there is
 # Codes typed by shoppers whose set a release remembers; past this the memory starts over, so
@@ -80,13 +83,31 @@ class Release:
         return parse_request(data, skus=self.tables.sku_index, zone=self.zone)
 
     def quote(self, request: Request, *, spent: Callable[[str], bool] | None = None,
+              redemptions: Redemptions | None = None, customer_hash: str | None = None,
               with_release: bool = True) -> dict[str, Any]:
-        """The quote; `spent(normal code)` is the redemption state (a simulation: the
-        request's `spent_coupons`)."""
-        if spent is None:
+        """The quote; the redemption state is `redemptions` at a PoP (the snapshot it pulled,
+        read for this release; `customer_hash`, the customer token's subject hash, for
+        per_customer), else `spent(normal code)` (a simulation: the request's
+        `spent_coupons`)."""
+        coupon_set = self.coupon_set
+        if redemptions is not None:
+            if spent is not None:
+                raise TypeError("give the redemption state as spent or redemptions, not both")
+            if redemptions.release_hash != self.hash:
+                raise ValueError("the redemption snapshot was read for another release; read "
+                                 "it again for this one (Redemptions.from_snapshot)")
+            state = redemptions
+
+            def coupon_set(normal: str) -> int:
+                index = self.coupon_set(normal)
+                return index if index >= 0 else state.coupon_set(normal)
+
+            def spent(normal: str) -> bool:
+                return state.spent(normal, customer_hash)
+        elif spent is None:
             listed = {normalize_code(c) for c in request.spent_coupons}
             spent = listed.__contains__
-        encoded = encode(request, self.tables, self.coupon_set, spent)
+        encoded = encode(request, self.tables, coupon_set, spent)
         if len(encoded.words) > abi.INPUT_WORDS:
             raise InputError("coupons", "the request is too large for the rule module "
                              "(too many coupons or customer tags)")

@@ -6,30 +6,78 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
+from nacl.signing import SigningKey
 
 from control_plane.auth import SCOPES
-from tests.control_plane.conftest import Plane, error_of
+from tests.control_plane.conftest import Account, Plane, error_of
+from tests.control_plane.test_versions import PROGRAM, draft
 
 
 @dataclass(frozen=True)
 class Endpoint:
     method: str
-    path: str  # {m}: a merchant id, {t}: a token id of that merchant
+    rule: str  # as Flask writes it
     scope: str
     body: dict[str, object] | None = None
+    number: int = 1  # of the version or release in the path
 
-    def url(self, merchant_id: int, token_id: int = 1) -> str:
-        return self.path.format(m=merchant_id, t=token_id)
+    def url(self, merchant_id: int) -> str:
+        """The rule with the ids of what `populate` made for merchant `merchant_id`."""
+        return (self.rule.replace("<int:merchant_id>", str(merchant_id))
+                .replace("<int:token_id>", "1").replace("<int:number>", str(self.number))
+                .replace("<set_id>", "summer").replace("<int:pop_id>", "1"))
 
 
+M = "/v1/merchants/<int:merchant_id>"
 ENDPOINTS = (
-    Endpoint("GET", "/v1/merchants/{m}", "read"),
-    Endpoint("GET", "/v1/merchants/{m}/tokens", "read"),
-    Endpoint("GET", "/v1/merchants/{m}/tokens/{t}", "read"),
-    Endpoint("POST", "/v1/merchants/{m}/tokens", "publish", {"scopes": ["publish"]}),
-    Endpoint("DELETE", "/v1/merchants/{m}/tokens/{t}", "publish"),
+    Endpoint("GET", M, "read"),
+    Endpoint("GET", f"{M}/tokens", "read"),
+    Endpoint("GET", f"{M}/tokens/<int:token_id>", "read"),
+    Endpoint("POST", f"{M}/tokens", "publish", {"scopes": ["publish"]}),
+    Endpoint("DELETE", f"{M}/tokens/<int:token_id>", "publish"),
     Endpoint("GET", "/v1/audit", "audit"),
+    Endpoint("POST", f"{M}/versions", "publish", draft()),
+    Endpoint("GET", f"{M}/versions", "read"),
+    Endpoint("GET", f"{M}/versions/<int:number>", "read"),
+    Endpoint("POST", f"{M}/versions/<int:number>/simulate", "read", {}),
+    Endpoint("POST", f"{M}/versions/<int:number>/diff", "read", {}),
+    Endpoint("POST", f"{M}/versions/<int:number>/coupon-sets/<set_id>/codes", "publish"),
+    Endpoint("POST", f"{M}/releases", "publish", {"version": 1, "group": "canary"}),
+    Endpoint("GET", f"{M}/releases", "read"),
+    Endpoint("GET", f"{M}/releases/<int:number>", "read"),
+    Endpoint("GET", f"{M}/releases/<int:number>/bundle", "read"),
+    Endpoint("POST", f"{M}/releases/<int:number>/rollout", "publish", {"group": "north"}, 2),
+    Endpoint("POST", f"{M}/rollback", "publish", {"to": 1}),
+    Endpoint("GET", f"{M}/redemptions", "read"),
+    Endpoint("POST", f"{M}/enrollment-tokens", "publish", {"pop": "stall-2"}),
+    Endpoint("GET", f"{M}/pops", "read"),
+    Endpoint("PATCH", f"{M}/pops/<int:pop_id>", "publish", {"group": "canary"}),
+    Endpoint("POST", "/v1/customer-tokens", "publish",
+             {"customer": {"tier": "gold"}, "subject": "shopper-1"}),
 )
+
+
+def populate(plane: Plane, account: Account) -> None:
+    """What every endpoint above needs to answer its caller: version 1 with a generated
+    coupon set, version 2, releases 1 and 2 (so 1 can be rolled back to), issued codes and a
+    redemption snapshot, and an enrolled PoP (id 1)."""
+    base = f"/v1/merchants/{account.merchant_id}"
+    program = PROGRAM.replace("    codes: [SUMMER-24]\n",
+                              "    codes: [SUMMER-24]\n    generate: {count: 5, length: 8}\n")
+    steps = [("POST", f"{base}/versions", draft(program=program)),
+             ("POST", f"{base}/versions", draft(program=program.replace("discount: 10%",
+                                                                        "discount: 12%"))),
+             ("POST", f"{base}/releases", {"version": 1}),
+             ("POST", f"{base}/releases", {"version": 2}),
+             ("POST", f"{base}/versions/1/coupon-sets/summer/codes", None),
+             ("POST", f"{base}/enrollment-tokens", {"pop": "stall-1"})]
+    for method, path, body in steps:
+        response = plane.call(method, path, account.token, json=body)
+        assert response.status_code < 400, (path, response.get_json())
+    enrollment = response.get_json()["token"]
+    enrolled = plane.call("POST", "/v1/pops/enroll", json={
+        "enrollment_token": enrollment, "public_key": bytes(SigningKey.generate().verify_key).hex()})
+    assert enrolled.status_code == 201 and enrolled.get_json()["pop_id"] == 1, enrolled.get_json()
 
 
 def _call(plane: Plane, endpoint: Endpoint, merchant_id: int, token: str | None,
@@ -50,9 +98,9 @@ def test_every_endpoint_declares_who_may_call_it(plane: Plane) -> None:
     assert undeclared == []
     protected = {(m, r.rule) for r in plane.app.url_map.iter_rules()
                  for m in r.methods or () if m not in ("HEAD", "OPTIONS")
-                 and hasattr(plane.app.view_functions[r.endpoint], "required_scope")}
-    listed = {(e.method, e.path.replace("{m}", "<int:merchant_id>")
-               .replace("{t}", "<int:token_id>")) for e in ENDPOINTS}
+                 and getattr(plane.app.view_functions[r.endpoint], "required_scope",
+                             None) in SCOPES}
+    listed = {(e.method, e.rule) for e in ENDPOINTS}
     assert protected == listed, "a protected endpoint is missing from this test's matrix"
 
 
@@ -90,6 +138,7 @@ def test_revoked_token_is_401(plane: Plane) -> None:
 
 def test_wrong_scope_is_403(plane: Plane) -> None:
     account = plane.merchant("alpha")
+    populate(plane, account)
     for endpoint in ENDPOINTS:
         others = [s for s in SCOPES if s != endpoint.scope]
         status, error = _call(plane, endpoint, account.merchant_id,
@@ -105,7 +154,7 @@ def test_wrong_scope_is_403(plane: Plane) -> None:
 def test_other_merchant_is_403_whether_it_exists_or_not(plane: Plane) -> None:
     alpha, beta = plane.merchant("alpha"), plane.merchant("beta")
     for endpoint in ENDPOINTS:
-        if "{m}" not in endpoint.path:
+        if "<int:merchant_id>" not in endpoint.rule:
             continue
         for target in (beta.merchant_id, beta.merchant_id + 1000):
             status, error = _call(plane, endpoint, target, alpha.token)

@@ -64,24 +64,28 @@ def test_keyring_answers_304_when_unchanged(plane: Plane) -> None:
 
 def test_sign_and_verify(plane: Plane) -> None:
     with plane.app.app_context():
-        signed = signing.sign(RELEASE)
+        signed = signing.sign(7, 3, RELEASE)
         assert signed["key_id"] == _keyring(plane)["current"]
         assert len(bytes.fromhex(signed["signature"])) == 64
-        assert signing.verify(RELEASE, signed)
-        assert not signing.verify(OTHER_RELEASE, signed)
-        assert not signing.verify(RELEASE, {**signed, "signature": "00" * 64})
-        assert not signing.verify(RELEASE, {**signed, "signature": "not hex"})
-        assert not signing.verify(RELEASE, {**signed, "key_id": "0" * 16})
+        assert signing.verify(7, 3, RELEASE, signed)
+        assert not signing.verify(7, 3, OTHER_RELEASE, signed)
+        assert not signing.verify(7, 4, RELEASE, signed)  # an old release under a new number
+        assert not signing.verify(8, 3, RELEASE, signed)  # another merchant's
+        assert not signing.verify(7, 3, RELEASE, {**signed, "signature": "00" * 64})
+        assert not signing.verify(7, 3, RELEASE, {**signed, "signature": "not hex"})
+        assert not signing.verify(7, 3, RELEASE, {**signed, "key_id": "0" * 16})
         with pytest.raises(ValueError, match="release hash"):
-            signing.sign("sha256:ABC")
-    # the bytes a PoP checks: the context prefix and the hash, nothing else
+            signing.sign(7, 3, "sha256:ABC")
+        with pytest.raises(ValueError, match="whole numbers"):
+            signing.sign(7, 0, RELEASE)
+    # the bytes a PoP checks: the context prefix, merchant, number and hash, nothing else
     key = _keyring(plane)["keys"][0]  # type: ignore[index]
-    assert signing.verify_with(key["public_key"], RELEASE, signed["signature"])
+    assert signing.verify_with(key["public_key"], 7, 3, RELEASE, signed["signature"])
     bare = PrivateKey(bytes.fromhex(next(plane.state.keyring.key_dir.glob("*.key")).read_text()))
-    assert bare.sign(b"poprules-release/1\n" + RELEASE.encode()).signature.hex() == \
+    assert bare.sign(b"poprules-release/1\n7\n3\n" + RELEASE.encode()).signature.hex() == \
         signed["signature"]
     unprefixed = bare.sign(RELEASE.encode()).signature.hex()
-    assert not signing.verify_with(key["public_key"], RELEASE, unprefixed)
+    assert not signing.verify_with(key["public_key"], 7, 3, RELEASE, unprefixed)
 
 
 def _cli(database: str, key_dir: Path, *args: str) -> tuple[int, str]:
@@ -94,7 +98,7 @@ def test_rotation_keeps_old_signatures_verifiable(plane: Plane, migrated: str,
                                                   tmp_path: Path) -> None:
     old = _keyring(plane)["current"]
     with plane.app.app_context():
-        before = signing.sign(RELEASE)
+        before = signing.sign(1, 1, RELEASE)
     code, output = _cli(migrated, tmp_path / "keys", "rotate-key")
     assert code == 0, output
     keyring = _keyring(plane)
@@ -105,9 +109,9 @@ def test_rotation_keeps_old_signatures_verifiable(plane: Plane, migrated: str,
     assert _mode(tmp_path / "keys" / f"{new}.key") == 0o600
     # the running app signs with the new key at once; the old signature still verifies
     with plane.app.app_context():
-        after = signing.sign(RELEASE)
+        after = signing.sign(1, 1, RELEASE)
         assert after["key_id"] == new
-        assert signing.verify(RELEASE, before) and signing.verify(RELEASE, after)
+        assert signing.verify(1, 1, RELEASE, before) and signing.verify(1, 1, RELEASE, after)
     with plane.state.db.session() as session:
         events = session.scalars(select(AuditEvent).where(AuditEvent.kind.like("key.%"))
                                  .order_by(AuditEvent.id)).all()
@@ -156,7 +160,7 @@ def test_operator_key(migrated: str, tmp_path: Path) -> None:
         assert _keyring(plane)["current"] == key_id
         assert list((tmp_path / "keys").glob("*.key")) == []  # nothing generated
         with app.app_context():
-            assert signing.sign(RELEASE)["key_id"] == key_id
+            assert signing.sign(1, 1, RELEASE)["key_id"] == key_id
         refused = CliRunner().invoke(main, ["cp", "rotate-key"], env={
             "DATABASE_URL": migrated, "POPRULES_SIGNING_KEY": str(given),
             "POPRULES_KEY_DIR": str(tmp_path / "keys")})
