@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Dialect,
@@ -267,3 +268,92 @@ class RedemptionSnapshot(Base):
     key_id: Mapped[str] = mapped_column(String(16))
     signature: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Receipt(Base):
+    """A receipt a PoP signed (docs/receipts.md), kept as the exact bytes it signed.
+
+    `status`: booked (in the ledger), flagged (refused: a bad chain link, amounts that the
+    release does not reproduce, a forged or altered receipt) or held (valid, but over a
+    throttle or a coupon limit: waits for review). Never booked twice: `receipt_id` is
+    unique per merchant, so a replay finds the first."""
+
+    __tablename__ = "receipts"
+    __table_args__ = (UniqueConstraint("merchant_id", "receipt_id"),
+                      UniqueConstraint("pop_id", "seq"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
+    pop_id: Mapped[int] = mapped_column(ForeignKey("pops.id"), index=True)
+    receipt_id: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int]
+    prev: Mapped[str] = mapped_column(String(64))  # hex sha256 of the previous receipt's body
+    digest: Mapped[str] = mapped_column(String(64))  # hex sha256 of this body
+    kind: Mapped[str] = mapped_column(String(16))  # sale | refund
+    release_hash: Mapped[str] = mapped_column(String(71))
+    customer: Mapped[str | None] = mapped_column(String(64), index=True)
+    body: Mapped[bytes] = mapped_column(deferred=True)
+    signature: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16), index=True)  # booked | flagged | held
+    reason: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Journal(Base):
+    """One balanced movement of the wallet ledger: its postings sum to zero. Append-only;
+    balances are sums of postings, never stored."""
+
+    __tablename__ = "journals"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))  # cashback | credit | points | reversal | claim
+    receipt_id: Mapped[int | None] = mapped_column(ForeignKey("receipts.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Posting(Base):
+    """A line of a journal on one account: `customer:<hash>:<wallet|credit|points>`,
+    `claim:<hash>:wallet` (cashback an anonymous shopper may claim) or `merchant:<what>`.
+    Cashback is pending before `vests_at`, available until `lapses_at`, lapsed after."""
+
+    __tablename__ = "postings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    journal_id: Mapped[int] = mapped_column(ForeignKey("journals.id"), index=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
+    account: Mapped[str] = mapped_column(String(100), index=True)
+    amount: Mapped[int] = mapped_column(BigInteger)  # minor units (points: points), signed
+    rule: Mapped[str | None] = mapped_column(String(64))
+    toward: Mapped[str | None] = mapped_column(Text)  # a credit's restriction
+    vests_at: Mapped[datetime | None]
+    lapses_at: Mapped[datetime | None]
+
+
+class ClaimToken(Base):
+    """An offline claim token a checkout showed as a QR code: only its hash; claimed once."""
+
+    __tablename__ = "claim_tokens"
+    __table_args__ = (UniqueConstraint("merchant_id", "token_hash"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    receipt_id: Mapped[int] = mapped_column(ForeignKey("receipts.id"), index=True)
+    claimed_at: Mapped[datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(64))  # the customer's hash
+
+
+class Throttle(Base):
+    """A merchant's limit on claims and booked cashback per window, per customer, claim
+    token or device hash; what exceeds it is held for review with its reason."""
+
+    __tablename__ = "throttles"
+    __table_args__ = (UniqueConstraint("merchant_id", "scope"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
+    scope: Mapped[str] = mapped_column(String(16))  # customer | claim | device
+    window_seconds: Mapped[int]
+    max_claims: Mapped[int | None]
+    max_amount: Mapped[int | None] = mapped_column(BigInteger)

@@ -21,7 +21,7 @@ from tests.control_plane.conftest import start_app
 
 TABLES = {"merchants", "api_tokens", "audit_events", "signing_keys", "program_versions",
           "releases", "rollouts", "pops", "enrollment_tokens", "coupon_codes", "redemptions",
-          "redemption_snapshots"}
+          "redemption_snapshots", "receipts", "journals", "postings", "claim_tokens", "throttles"}
 
 
 def _tables(db: Database) -> set[str]:
