@@ -25,6 +25,13 @@ RELEASE_ROLLED_BACK = "release.rolled_back"
 RELEASE_ROLLED_OUT = "release.rolled_out"
 COUPONS_GENERATED = "coupons.generated"
 REDEMPTIONS_SNAPSHOT = "redemptions.snapshot"
+RECEIPT_FLAGGED = "receipt.flagged"
+RECEIPT_CHAIN_GAP = "receipt.chain_gap"
+RECEIPT_CHAIN_FORK = "receipt.chain_fork"
+RECEIPT_HELD = "receipt.held"
+CLAIM_BOOKED = "claim.booked"
+CLAIM_REFUSED = "claim.refused"
+THROTTLE_SET = "throttle.set"
 
 
 def record(session: Session, kind: str, *, merchant_id: int | None = None,

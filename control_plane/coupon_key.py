@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
 SECRET_FILE = "coupons.secret"
@@ -25,6 +26,21 @@ def coupon_key(key_dir: Path, merchant_id: int) -> bytes:
                     hashlib.sha256).digest()
 
 
+def customer_key(key_dir: Path, merchant_id: int) -> bytes:
+    """The key of a merchant's customer hashes (customer tokens' `sub` and `ref`, wallets):
+    derived from the same secret under another label, so it never equals the coupon key that
+    bundles carry. It never leaves the control plane: without it, a shop's id of a shopper
+    cannot be confirmed by hashing guesses (a token's payload is readable by its holder)."""
+    return hmac.new(_secret(key_dir), f"poprules-customers/1\n{merchant_id}".encode(),
+                    hashlib.sha256).digest()
+
+
+def customer_hash(key: bytes, opaque_id: str) -> str:
+    """How the control plane knows a shopper: HMAC-SHA256 of the shop's id under
+    `customer_key`, 64 lowercase hex digits."""
+    return hmac.new(key, opaque_id.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
 def _secret(key_dir: Path) -> bytes:
     path = key_dir / SECRET_FILE
     if not path.exists():
@@ -32,11 +48,15 @@ def _secret(key_dir: Path) -> bytes:
         with open(key_dir / ".lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if not path.exists():
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                # Written aside and renamed into place: a reader that does not take the lock
+                # (it found the file) must never read it half-written, or empty, and hash
+                # with the wrong key.
+                fd, temp = tempfile.mkstemp(dir=key_dir, prefix=f".{SECRET_FILE}.")  # 0600
                 with os.fdopen(fd, "w", encoding="ascii") as out:
                     out.write(secrets.token_hex(32) + "\n")
                     out.flush()
                     os.fsync(out.fileno())
+                os.replace(temp, path)
     text = path.read_text(encoding="ascii").strip()
     if path.stat().st_mode & 0o077:
         raise PermissionError(f"{path} is readable by other users; chmod 600 it")

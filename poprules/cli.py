@@ -148,3 +148,11 @@ from control_plane.client_cli import COMMANDS as SERVER_COMMANDS
 main.add_command(cp_group)
 for _command in SERVER_COMMANDS:
     main.add_command(_command)
+
+from edge_worker.host.cli import pop_group
+
+main.add_command(pop_group)
+
+from control_plane.reconcile_cli import reconcile
+
+main.add_command(reconcile)

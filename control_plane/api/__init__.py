@@ -13,11 +13,14 @@ from control_plane.api import (
     merchants,
     openapi,
     pops,
+    receipts,
     releases,
     versions,
+    wallets,
     whoami,
 )
 
 BLUEPRINTS: tuple[Blueprint, ...] = (health.bp, merchants.bp, keys.bp, audit.bp, versions.bp,
                                      releases.bp, pops.bp, customer_tokens.bp,
-                                     openapi.bp, whoami.bp, coupons.bp)
+                                     openapi.bp, whoami.bp, coupons.bp, receipts.bp,
+                                     wallets.bp)

@@ -10,6 +10,7 @@ from nacl.signing import SigningKey
 
 from control_plane.auth import SCOPES
 from tests.control_plane.conftest import Account, Plane, error_of
+from tests.control_plane.test_ledger import seed_claim
 from tests.control_plane.test_versions import PROGRAM, draft
 
 
@@ -25,7 +26,8 @@ class Endpoint:
         """The rule with the ids of what `populate` made for merchant `merchant_id`."""
         return (self.rule.replace("<int:merchant_id>", str(merchant_id))
                 .replace("<int:token_id>", "1").replace("<int:number>", str(self.number))
-                .replace("<set_id>", "summer").replace("<int:pop_id>", "1"))
+                .replace("<set_id>", "summer").replace("<int:pop_id>", "1")
+                .replace("<customer>", "ab" * 32))
 
 
 M = "/v1/merchants/<int:merchant_id>"
@@ -52,8 +54,14 @@ ENDPOINTS = (
     Endpoint("POST", f"{M}/enrollment-tokens", "publish", {"pop": "stall-2"}),
     Endpoint("GET", f"{M}/pops", "read"),
     Endpoint("PATCH", f"{M}/pops/<int:pop_id>", "publish", {"group": "canary"}),
+    Endpoint("GET", "/v1/pops/<int:pop_id>/reconciliation", "read"),
     Endpoint("POST", "/v1/customer-tokens", "publish",
              {"customer": {"tier": "gold"}, "subject": "shopper-1"}),
+    Endpoint("GET", "/v1/wallets/<customer>", "read"),
+    Endpoint("POST", "/v1/wallets/lookup", "read", {"subject": "shopper-1"}),
+    Endpoint("POST", "/v1/claims", "publish", {"claim_token": "1-1.access", "subject": "s-1"}),
+    Endpoint("GET", f"{M}/throttles", "read"),
+    Endpoint("PUT", f"{M}/throttles", "publish", {"customer": {"window": 60, "max_claims": 5}}),
 )
 
 
@@ -78,6 +86,7 @@ def populate(plane: Plane, account: Account) -> None:
     enrolled = plane.call("POST", "/v1/pops/enroll", json={
         "enrollment_token": enrollment, "public_key": bytes(SigningKey.generate().verify_key).hex()})
     assert enrolled.status_code == 201 and enrolled.get_json()["pop_id"] == 1, enrolled.get_json()
+    seed_claim(plane, account.merchant_id, "1-1.access")  # a receipt's claim token, for /claims
 
 
 def _call(plane: Plane, endpoint: Endpoint, merchant_id: int, token: str | None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import time
 from typing import Any
@@ -15,6 +16,7 @@ from sqlalchemy import select
 
 from control_plane import signing
 from control_plane.context import control_plane
+from control_plane.coupon_key import customer_key
 from control_plane.storage.models import AuditEvent
 from poprules import customer_token
 from poprules.customer_token import (
@@ -49,6 +51,12 @@ def _issued(plane: Plane, account: Account, **body: Any) -> dict[str, Any]:
     return made
 
 
+def _keyed(plane: Plane, merchant_id: int, opaque_id: str) -> str:
+    """What a token carries for a shop's id: HMAC-SHA256 under the merchant's customer key."""
+    key = customer_key(plane.state.settings.key_dir, merchant_id)
+    return hmac.new(key, opaque_id.encode(), hashlib.sha256).hexdigest()
+
+
 def _keyring(plane: Plane) -> dict[str, str]:
     keys = plane.call("GET", "/v1/keys").get_json()["keys"]
     return {k["key_id"]: k["public_key"] for k in keys}
@@ -80,7 +88,7 @@ def test_issue_and_verify_round_trip(plane: Plane) -> None:
                                     account.merchant_id)
     assert payload == {
         "v": 1, "merchant": account.merchant_id,
-        "sub": hashlib.sha256(b"shopper-42").hexdigest(), "ref": None,
+        "sub": _keyed(plane, account.merchant_id, "shopper-42"), "ref": None,
         "customer": {"tier": "gold", "orders": 12, "tags": ["staff", "vip"], "referred": False},
         "iat": payload["iat"], "exp": payload["iat"] + 600, "jti": payload["jti"]}
     assert before <= payload["iat"] <= int(time.time())
@@ -109,6 +117,16 @@ def test_every_token_is_new(plane: Plane) -> None:
     keyring = _keyring(plane)
     assert verify_customer_token(first, keyring, int(time.time()), account.merchant_id)["jti"] \
         != verify_customer_token(second, keyring, int(time.time()), account.merchant_id)["jti"]
+
+
+def test_a_subject_is_known_by_a_keyed_hash_per_merchant(plane: Plane) -> None:
+    alpha, beta = plane.merchant("alpha"), plane.merchant("beta")
+    keyring, now = _keyring(plane), int(time.time())
+    subs = [verify_customer_token(_issued(plane, account)["token"], keyring, now,
+                                  account.merchant_id)["sub"]
+            for account in (alpha, alpha, beta)]
+    assert subs[0] == subs[1] != subs[2]  # stable for a merchant, unlinkable across merchants
+    assert hashlib.sha256(b"shopper-42").hexdigest() not in subs  # a guess cannot confirm it
 
 
 def test_a_token_expires(plane: Plane) -> None:
@@ -183,7 +201,7 @@ def test_a_referrer_goes_in_hashed_and_marks_the_customer_referred(plane: Plane)
     token = _issued(plane, account, customer=customer, referrer="friend@example.com")["token"]
     payload = verify_customer_token(token, _keyring(plane), int(time.time()),
                                     account.merchant_id)
-    assert payload["ref"] == hashlib.sha256(b"friend@example.com").hexdigest()
+    assert payload["ref"] == _keyed(plane, account.merchant_id, "friend@example.com")
     assert payload["customer"] == {"tier": "gold", "orders": 0, "tags": ["a", "b"],
                                    "referred": True}
     assert "friend" not in _unb64(token.split(".")[0]).decode()
