@@ -11,7 +11,9 @@ rules that mixes every feature of the language:
 3. the time to load and check, and to build, a program of 100 and of 1,000 rules, and to load
    the built bundle with and without the compiled-module cache;
 4. the time the control plane takes to publish the 1,000-rule program (`bench/publish.py`);
-5. the machine and the command, so a figure can be reproduced.
+5. a PoP over loopback (issue 6, `bench/pop.py`): quotes/s and latency of `POST /v1/quote`
+   under a separate load process, and receipts/s ingested by the control plane;
+6. the machine and the command, so a figure can be reproduced.
 
 The compiled module's answers must equal the reference evaluator's on every cart, and every
 translated JSONLogic condition the reference evaluator's, before anything is timed: a fast
@@ -314,6 +316,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\n4. control plane: publishing a {BIG_RULES:,}-rule program (SQLite, in process)")
     for name, seconds in publishing:
         print(_row(name, _summary([round(s * 1e9) for s in seconds])))
+    from bench.pop import pop_figures  # here: bench.pop takes its carts and rows from this module
+
+    print("\n5. PoP over loopback (issue 6)")
+    for line in pop_figures(args.seed):
+        print(line)
     print(f"\ntotal {time.perf_counter() - began:,.1f} s")
     return 0
 

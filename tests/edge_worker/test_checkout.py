@@ -110,8 +110,9 @@ def test_sale_and_refund_bodies_are_canonical_receipts(release: Release) -> None
                               release_number=3, release_hash=release.hash,
                               claim=checkout.claim_hash(token))
     sale = receipt.decode(body)
-    assert set(sale) == {*receipt.COMMON, "release", "request", "customer", "quote",
-                         "quote_id", "claim", "snapshot", "spent"}
+    assert set(sale) == {*receipt.COMMON, "release", "request", "customer", "referrer",
+                         "quote", "quote_id", "claim", "snapshot", "spent"}
+    assert (sale["customer"], sale["referrer"]) == (None, None)  # an anonymous shopper
     assert sale["claim"] == checkout.claim_hash(token) != token
     refund = receipt.decode(checkout.refund_body(sale, [1], merchant_id=2, pop_id=5, seq=2,
                                                  prev=receipt.digest(body), at=NOW + 5))
