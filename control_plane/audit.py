@@ -32,6 +32,10 @@ RECEIPT_HELD = "receipt.held"
 CLAIM_BOOKED = "claim.booked"
 CLAIM_REFUSED = "claim.refused"
 THROTTLE_SET = "throttle.set"
+CLOUDFLARE_UPLOADED = "cloudflare.uploaded"
+CLOUDFLARE_DEPLOYED = "cloudflare.deployed"
+CLOUDFLARE_PROMOTED = "cloudflare.promoted"
+CLOUDFLARE_ROLLED_BACK = "cloudflare.rolled_back"
 
 
 def record(session: Session, kind: str, *, merchant_id: int | None = None,

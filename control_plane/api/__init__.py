@@ -6,6 +6,7 @@ from flask import Blueprint
 
 from control_plane.api import (
     audit,
+    cloudflare,
     coupons,
     customer_tokens,
     health,
@@ -23,4 +24,4 @@ from control_plane.api import (
 BLUEPRINTS: tuple[Blueprint, ...] = (health.bp, merchants.bp, keys.bp, audit.bp, versions.bp,
                                      releases.bp, pops.bp, customer_tokens.bp,
                                      openapi.bp, whoami.bp, coupons.bp, receipts.bp,
-                                     wallets.bp)
+                                     wallets.bp, cloudflare.bp)

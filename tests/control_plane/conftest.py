@@ -23,6 +23,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from werkzeug.test import TestResponse
 
+from control_plane import deployer
 from control_plane.app import create_app
 from control_plane.auth import SCOPES
 from control_plane.config import KEYS
@@ -38,8 +39,9 @@ POSTGRES_SCRIPT = ROOT / "scripts" / "postgres.sh"
 
 @pytest.fixture(autouse=True)
 def _no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A developer's own DATABASE_URL or signing key must never reach a test."""
-    for key in KEYS:
+    """A developer's own DATABASE_URL, signing key or Cloudflare account must never reach a
+    test."""
+    for key in (*KEYS, *deployer.SETTINGS):
         monkeypatch.delenv(key, raising=False)
 
 

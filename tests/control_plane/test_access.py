@@ -10,6 +10,7 @@ from nacl.signing import SigningKey
 
 from control_plane.auth import SCOPES
 from tests.control_plane.conftest import Account, Plane, error_of
+from tests.control_plane.test_cloudflare import FakeCloudflare
 from tests.control_plane.test_ledger import seed_claim
 from tests.control_plane.test_versions import PROGRAM, draft
 
@@ -62,6 +63,9 @@ ENDPOINTS = (
     Endpoint("POST", "/v1/claims", "publish", {"claim_token": "1-1.access", "subject": "s-1"}),
     Endpoint("GET", f"{M}/throttles", "read"),
     Endpoint("PUT", f"{M}/throttles", "publish", {"customer": {"window": 60, "max_claims": 5}}),
+    Endpoint("POST", f"{M}/releases/<int:number>/cloudflare", "publish", {"percent": 10}, 2),
+    Endpoint("POST", f"{M}/releases/<int:number>/cloudflare/promote", "publish", None, 2),
+    Endpoint("POST", f"{M}/releases/<int:number>/cloudflare/rollback", "publish", None, 2),
 )
 
 
@@ -148,6 +152,13 @@ def test_revoked_token_is_401(plane: Plane) -> None:
 def test_wrong_scope_is_403(plane: Plane) -> None:
     account = plane.merchant("alpha")
     populate(plane, account)
+    with FakeCloudflare() as cloudflare:  # the merchant's Worker, for the deployer's endpoints
+        cloudflare.configure(plane.app)
+        cloudflare.seed(f"poprules-{account.merchant_id}")
+        _every_scope_is_checked(plane, account)
+
+
+def _every_scope_is_checked(plane: Plane, account: Account) -> None:
     for endpoint in ENDPOINTS:
         others = [s for s in SCOPES if s != endpoint.scope]
         status, error = _call(plane, endpoint, account.merchant_id,
