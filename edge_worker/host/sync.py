@@ -34,6 +34,7 @@ from edge_worker.core.engine import Engine
 from edge_worker.core.pop import Live
 from edge_worker.core.redemptions import Redemptions, SnapshotError
 from edge_worker.core.release import Release
+from edge_worker.host.background import Background
 from edge_worker.host.state import Identity, State, StateError, StoredRelease, StoredSnapshot
 from poprules.bundle import BundleError, release_statement
 
@@ -147,8 +148,7 @@ class ReleaseSync:
         self._problems: dict[str, str] = {}
         self._last_contact: float | None = None
         self._update = threading.Lock()  # one updater at a time; readers never wait
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = Background("poprules-sync", self._step)
 
     def current(self) -> Live | None:
         return self._live
@@ -189,20 +189,14 @@ class ReleaseSync:
             self._take_snapshot(stored, persist=False)
 
     def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="poprules-sync", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def stop(self, timeout: float = 15.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        self._loop.stop(timeout)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.poll_once()
-            self._stop.wait(self._poll)
+    def _step(self) -> float:
+        self.poll_once()
+        return self._poll
 
     # polling --------------------------------------------------------------------------------
 

@@ -18,11 +18,11 @@ from __future__ import annotations
 import json
 import logging
 import random
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+from edge_worker.host.background import Background
 from edge_worker.host.outbox import Outbox
 from edge_worker.host.sync import ControlPlaneClient, Unreachable
 
@@ -52,8 +52,7 @@ class Uploader:
         self._failures = 0
         self._problem: str | None = None
         self._last_upload: float | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = Background("poprules-uploader", self._step)
 
     def status(self) -> dict[str, Any]:
         return {"depth": self._outbox.depth(), "problem": self._problem,
@@ -81,22 +80,10 @@ class Uploader:
         return len(acknowledged)
 
     def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="poprules-uploader",
-                                        daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def stop(self, timeout: float = 15.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            delay = self._step()
-            if delay:
-                self._stop.wait(delay)
+        self._loop.stop(timeout)
 
     def _step(self) -> float:
         """One batch; how long to wait before the next."""
