@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+EDGE   := .edge/.installed
 DEMO   := examples/corner-market
 PYTEST_ARGS ?=
 
@@ -16,6 +17,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	@touch $(STAMP)
 
+## The Cloudflare Worker's toolchain (Pyodide, wrangler, the vendored wheels) under .edge/,
+## so that the tests that run the Worker in Node-Pyodide download nothing themselves.
+$(EDGE): scripts/edge_toolchain.sh $(STAMP)
+	bash scripts/edge_toolchain.sh
+
 ## The main job: check the demo program and explain its example request, then the whole
 ## loop with real processes (scripts/demo.py): a control plane and a self-hosted PoP, the
 ## program published, quotes, checkouts and a refund, receipts booked, the shopper's wallet.
@@ -25,11 +31,11 @@ demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
 ## The whole suite, slow tests included (what CI runs).
-test: $(STAMP)
+test: $(STAMP) $(EDGE)
 	$(BIN)/pytest -n auto $(PYTEST_ARGS)
 
 ## The suite without the slow corpora and fuzzers, for a quick local loop.
-test-fast: $(STAMP)
+test-fast: $(STAMP) $(EDGE)
 	$(BIN)/pytest -n auto -m 'not slow' $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -41,5 +47,5 @@ clean:
 
 ## The benchmark of issue 4: the compiled module against the reference evaluator and
 ## datalogic-py on the same carts, plus build and load times (docs/performance.md).
-bench: $(STAMP)
+bench: $(STAMP) $(EDGE)
 	$(BIN)/python -m bench.quote

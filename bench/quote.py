@@ -13,7 +13,9 @@ rules that mixes every feature of the language:
 4. the time the control plane takes to publish the 1,000-rule program (`bench/publish.py`);
 5. a PoP over loopback (issue 6, `bench/pop.py`): quotes/s and latency of `POST /v1/quote`
    under a separate load process, and receipts/s ingested by the control plane;
-6. the machine and the command, so a figure can be reproduced.
+6. the Cloudflare Worker's runtime in Node-Pyodide (issue 7, `bench/pyodide.py`): CPU per quote,
+   cold start, and the upload size of a 1,000-rule release against the free plan's 3 MB;
+7. the machine and the command, so a figure can be reproduced.
 
 The compiled module's answers must equal the reference evaluator's on every cart, and every
 translated JSONLogic condition the reference evaluator's, before anything is timed: a fast
@@ -320,6 +322,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     print("\n5. PoP over loopback (issue 6)")
     for line in pop_figures(args.seed):
+        print(line)
+    from bench.pyodide import pyodide_figures  # here: it takes its carts from this module
+
+    print("\n6. Cloudflare worker in Node-Pyodide (issue 7)")
+    for line in pyodide_figures(args.seed):
         print(line)
     print(f"\ntotal {time.perf_counter() - began:,.1f} s")
     return 0

@@ -67,12 +67,31 @@ def check(program: str, catalog: str) -> None:
 
 
 @main.command()
-@click.argument("program", type=_FILE)
-@click.argument("catalog", type=_FILE)
-@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
+@click.argument("program", type=_FILE, required=False)
+@click.argument("catalog", type=_FILE, required=False)
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
               help="Where to write the release bundle.")
-def build(program: str, catalog: str, output: str) -> None:
-    """Compile a program and its catalog into a release bundle (same inputs, same bytes)."""
+@click.option("--target", type=click.Choice(["bundle", "cloudflare"]), default="bundle",
+              show_default=True, help="bundle: compile PROGRAM CATALOG; cloudflare: a Worker "
+              "directory from a signed release (docs/cloudflare.md).")
+@click.option("--release", "release_bundle", type=_FILE, help="cloudflare: the release's bundle.")
+@click.option("--signature", type=_FILE, help="cloudflare: the release's JSON (number, hash, "
+              "key_id, signature).")
+@click.option("--state", type=click.Path(file_okay=False),
+              help="cloudflare: the Worker PoP's enrolled state directory.")
+@click.option("--out", type=click.Path(file_okay=False), help="cloudflare: the directory to write.")
+def build(program: str | None, catalog: str | None, output: str | None, target: str,
+          release_bundle: str | None, signature: str | None, state: str | None,
+          out: str | None) -> None:
+    """Compile a program and its catalog into a release bundle (same inputs, same bytes), or
+    with --target cloudflare write a deployable Worker directory for a signed release."""
+    if target == "cloudflare":
+        from edge_worker.cloudflare.build import cli_build
+
+        cli_build(release_bundle, signature, state, out)
+        return
+    if program is None or catalog is None or output is None:
+        raise click.UsageError("give PROGRAM CATALOG -o OUTPUT")
 
     def run() -> tuple[str, int]:
         data = api.build(api.load(program, catalog))

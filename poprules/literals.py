@@ -93,14 +93,13 @@ def parse_time(text: str, zone: tzinfo, *, allow_fraction: bool = True) -> int:
     second = int(second_ or 0)
     if fraction and not allow_fraction:
         raise BadLiteral(f"{text!r}: fractions of a second are not allowed here")
-    if (offset == "Z" and year and 1 <= month <= 12 and 1 <= day <= _month_days(year, month)
-            and hour < 24 and minute < 60 and second < 60):
+    problem = _calendar_problem(year, month, day, hour, minute, second)
+    if problem:
+        raise BadLiteral(f"{text!r} is not a valid time: {problem}")
+    if offset == "Z":
         # The form every checkout sends, in plain arithmetic: a PoP reads one per quote.
         return _days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second
-    try:
-        local = datetime(year, month, day, hour, minute, second)
-    except ValueError as exc:
-        raise BadLiteral(f"{text!r} is not a valid time: {exc}") from None
+    local = datetime(year, month, day, hour, minute, second)
     if offset is None:
         aware = local.replace(tzinfo=zone, fold=0)
         delta = aware.utcoffset()
@@ -119,6 +118,25 @@ def parse_time(text: str, zone: tzinfo, *, allow_fraction: bool = True) -> int:
     return _days_from_civil(naive_utc.year, naive_utc.month, naive_utc.day) * 86_400 + (
         naive_utc.hour * 3600 + naive_utc.minute * 60 + naive_utc.second
     )
+
+
+def _calendar_problem(year: int, month: int, day: int, hour: int, minute: int,
+                      second: int) -> str | None:
+    """What is wrong with a date and time of day, in our words: `datetime`'s own messages
+    change between Python versions, and every host must report the same error."""
+    if year < 1:
+        return f"year {year} is out of range"
+    if not 1 <= month <= 12:
+        return "month must be in 1..12"
+    if not 1 <= day <= _month_days(year, month):
+        return "day is out of range for month"
+    if hour > 23:
+        return "hour must be in 0..23"
+    if minute > 59:
+        return "minute must be in 0..59"
+    if second > 59:
+        return "second must be in 0..59"
+    return None
 
 
 def _month_days(year: int, month: int) -> int:

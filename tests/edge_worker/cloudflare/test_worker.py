@@ -1,0 +1,459 @@
+"""The Worker's logic on CPython, with fakes for the JavaScript side (edge_worker/cloudflare/
+worker.py): the release it refuses, the signature check it runs at import, the customer tokens
+it checks through a host's Ed25519, the receipt chain over Durable Object storage, routing,
+the queue consumer's rules and the checkout script."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nacl.exceptions import BadSignatureError
+from nacl.signing import SigningKey, VerifyKey
+
+from edge_worker.cloudflare import ed25519, worker
+from edge_worker.cloudflare.sdk import SCRIPT
+from edge_worker.core.engine import EngineError, Runner
+from edge_worker.core.pop import HttpRequest, PopApp
+from edge_worker.engines.wasmtime_engine import WasmtimeEngine
+from poprules import api, customer_token, receipt
+from poprules.bundle import decode, release_statement
+from tests.conftest import DEMO
+from tests.edge_worker.cloudflare.conftest import MemoryStore
+from tests.edge_worker.pyodide.harness import NODE, toolchain_problem
+
+CART = {"lines": [{"sku": "TEE-01", "qty": 2}, {"sku": "SOCK-3", "qty": 3}],
+        "coupons": ["summer-24"], "fulfillment": "pickup"}
+NOW = 1_783_157_400
+
+
+@pytest.fixture(scope="module")
+def bundle() -> bytes:
+    return api.build(api.load(DEMO / "rules.yaml", DEMO / "catalog.json"))
+
+
+@pytest.fixture(scope="module")
+def control_key() -> SigningKey:
+    return SigningKey(hashlib.sha256(b"control plane").digest())
+
+
+def signed(bundle: bytes, key: SigningKey, *, number: int = 3,
+           merchant: int = 4) -> worker.Built:
+    release_hash = decode(bundle).release_hash
+    signature = key.sign(release_statement(merchant, number, release_hash)).signature
+    return worker.Built(merchant, 7, "edge", number, release_hash, "k1", signature.hex(),
+                        {"k1": bytes(key.verify_key).hex()}, bundle)
+
+
+def wasmtime_runner(built: worker.Built) -> Runner:
+    return WasmtimeEngine(use_cache=False).load(decode(built.bundle).module)
+
+
+# --- Ed25519 at import ------------------------------------------------------------------------
+
+
+def test_ed25519_agrees_with_libsodium_on_good_and_bad_signatures() -> None:
+    # RFC 8032, section 7.1, test 1.
+    assert ed25519.verify(
+        bytes.fromhex("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"), b"",
+        bytes.fromhex("e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb882"
+                      "1590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"))
+    for index in range(24):
+        key = SigningKey(hashlib.sha256(b"key %d" % index).digest())
+        public = bytes(key.verify_key)
+        message = os.urandom(index * 7)
+        signature = key.sign(message).signature
+        tampered = [(public, message + b"!", signature),
+                    (public, message, signature[:index] + bytes([signature[index] ^ 1])
+                     + signature[index + 1:]),
+                    (bytes(SigningKey(os.urandom(32)).verify_key), message, signature)]
+        assert ed25519.verify(public, message, signature)
+        for case in tampered:
+            assert not ed25519.verify(*case)
+            with pytest.raises(BadSignatureError):
+                VerifyKey(case[0]).verify(case[1], case[2])
+
+
+def test_ed25519_refuses_what_libsodium_refuses() -> None:
+    key = SigningKey(bytes(32))
+    signature = key.sign(b"m").signature
+    order = 2**252 + 27742317777372353535851937790883648493
+    too_big = signature[:32] + (int.from_bytes(signature[32:], "little") + order).to_bytes(
+        32, "little")
+    identity = (1).to_bytes(32, "little")  # a public key of small order: anything "verifies"
+    assert not ed25519.verify(bytes(key.verify_key), b"m", too_big)
+    assert not ed25519.verify(identity, b"m", identity + bytes(32))
+    assert not ed25519.verify(bytes(key.verify_key), b"m", signature[:63])
+    assert not ed25519.verify(b"\xff" * 32, b"m", signature)  # not a point
+
+
+# --- the release ------------------------------------------------------------------------------
+
+
+def test_the_release_loads_and_its_module_is_attached_on_first_use(
+        bundle: bytes, control_key: SigningKey) -> None:
+    built = signed(bundle, control_key)
+    made: list[int] = []
+
+    def make() -> Runner:
+        made.append(1)
+        return wasmtime_runner(built)
+
+    live = worker.load_release(built, make)
+    assert (live.number, live.release.hash, made) == (3, built.hash, [])
+    quote = live.release.quote(live.release.read_request({**CART, "at": "2026-07-04T09:30:00Z"}))
+    live.release.quote(live.release.read_request({**CART, "at": "2026-07-04T09:30:00Z"}))
+    assert made == [1] and quote["totals"]["payable"] > 0
+
+
+@pytest.mark.parametrize("change", ["key", "number", "merchant", "signature", "hash", "bundle",
+                                    "keyring"])
+def test_a_release_that_does_not_check_out_is_refused(bundle: bytes, control_key: SigningKey,
+                                                      change: str) -> None:
+    built = signed(bundle, control_key)
+    other = SigningKey(hashlib.sha256(b"someone else").digest())
+    broken = {
+        "key": signed(bundle, other),  # signed by a key the PoP did not pin
+        "number": replace(built, number=4),  # an old release replayed under a new number
+        "merchant": replace(built, merchant_id=5),
+        "signature": replace(built, signature="00" * 64),
+        "hash": replace(built, hash="sha256:" + "0" * 64),
+        "bundle": replace(built, bundle=bundle[:-1] + bytes([bundle[-1] ^ 1])),
+        "keyring": replace(built, keyring={"k2": built.keyring["k1"]}),
+    }[change]
+    if change == "key":
+        broken = replace(broken, keyring=built.keyring)
+    with pytest.raises(worker.ReleaseRefused):
+        worker.load_release(broken, lambda: wasmtime_runner(built))
+
+
+def test_the_data_module_round_trips(bundle: bytes, control_key: SigningKey,
+                                     tmp_path: Path) -> None:
+    built = signed(bundle, control_key)
+    path = tmp_path / f"{worker.RELEASE_MODULE}.py"
+    path.write_text(built.module_source(), encoding="utf-8")
+    spec = importlib.util.spec_from_file_location(worker.RELEASE_MODULE, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert worker.Built.of(module) == built
+
+
+def test_a_module_that_cannot_be_made_answers_503_and_is_tried_again(
+        bundle: bytes, control_key: SigningKey) -> None:
+    built = signed(bundle, control_key)
+    attempts: list[int] = []
+
+    def make() -> Runner:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise ImportError("Failed to import 'rules.mjs'")
+        return wasmtime_runner(built)
+
+    app = edge_app(built, worker.load_release(built, make))
+    first = app.handle(HttpRequest("POST", "/v1/quote", body=json.dumps(CART).encode()))
+    second = app.handle(HttpRequest("POST", "/v1/quote", body=json.dumps(CART).encode()))
+    assert (first.status, second.status, len(attempts)) == (503, 200, 2)
+    runner = worker.DeferredRunner(make)
+    attempts.clear()
+    with pytest.raises(EngineError, match="could not be loaded"):
+        runner.run([0])
+
+
+# --- the PoP -----------------------------------------------------------------------------------
+
+
+def edge_app(built: worker.Built, live: Any, outbox: Any = None,
+             key: SigningKey | None = None) -> PopApp:
+    signer_key = key or SigningKey(bytes(range(32)))
+    return worker.pop_app(built, live, signer=lambda m: signer_key.sign(m).signature,
+                          clock=lambda: NOW,
+                          verify_token=customer_token.verify_customer_token,
+                          outbox=outbox or worker.NoReceipts())
+
+
+@pytest.mark.parametrize(("path", "method", "where"), [
+    ("/sdk/poprules.js", "GET", worker.SDK), ("/v1/checkout", "POST", worker.CHAIN),
+    ("/v1/refunds", "post", worker.CHAIN), ("/v1/checkout", "OPTIONS", worker.EDGE),
+    ("/v1/quote", "POST", worker.EDGE), ("/healthz", "GET", worker.EDGE),
+    ("/v1/checkout/", "POST", worker.EDGE), ("/elsewhere", "GET", worker.EDGE)])
+def test_checkouts_and_refunds_go_to_the_chain_and_the_rest_stays_at_the_edge(
+        path: str, method: str, where: str) -> None:
+    assert worker.route(path, method) == where
+
+
+def test_requests_are_adapted_as_the_self_hosted_pop_sees_them() -> None:
+    request = worker.http_request("post", "https://pop.example.com/v1/%71uote?a=1&b=%20",
+                                  [("Content-Type", "application/json"),
+                                   ("X-Poprules-Customer", "t")], b"{}")
+    assert request == HttpRequest("POST", "/v1/quote", "a=1&b=%20",
+                                  {"content-type": "application/json",
+                                   "x-poprules-customer": "t"}, b"{}")
+    assert worker.path_of("https://pop.example.com") == "/"
+    assert [worker.declared_too_large(v) for v in (None, "", "12", str(1 << 20),
+                                                   str((1 << 20) + 1), "-1", "x")] == \
+        [False, False, False, False, True, False, False]
+
+
+def test_the_hosts_own_errors_are_the_cores_envelope_with_cors(bundle: bytes,
+                                                              control_key: SigningKey) -> None:
+    built = signed(bundle, control_key)
+    core = edge_app(built, worker.load_release(built, lambda: wasmtime_runner(built)))
+    big = core.handle(HttpRequest("POST", "/v1/quote", body=b" " * ((1 << 20) + 1)))
+    mine = worker.too_large()
+    assert (mine.status, json.loads(mine.body)) == (big.status, json.loads(big.body))
+    assert set(big.headers) <= set(mine.headers)
+
+
+def test_the_checkout_script_is_served_with_cors_and_only_read() -> None:
+    got = worker.sdk_response("GET")
+    assert got.status == 200 and got.body == SCRIPT.encode()
+    assert dict(got.headers)["Content-Type"].startswith("text/javascript")
+    assert dict(got.headers)["Access-Control-Allow-Origin"] == "*"
+    assert worker.sdk_response("HEAD").status == 200
+    preflight = worker.sdk_response("OPTIONS")
+    assert (preflight.status, preflight.body) == (204, b"")
+    refused = worker.sdk_response("POST")
+    assert refused.status == 405 and dict(refused.headers)["Allow"] == "GET, HEAD, OPTIONS"
+    assert json.loads(refused.body)["error"]["field"] == "method"
+
+
+def test_the_checkout_script_quotes_the_cart_and_renders_its_totals(tmp_path: Path) -> None:
+    if toolchain_problem() is not None:
+        pytest.fail(str(toolchain_problem()), pytrace=False)
+    page = tmp_path / "page.js"
+    page.write_text(r"""
+const calls = [];
+function node(tag) {
+  return { tag, children: [], rows: [], textContent: "", attributes: {},
+    getAttribute(name) { return this.attributes[name] ?? null; },
+    replaceChildren(...kids) { this.children = kids; },
+    insertRow() { const row = node("tr"); row.cells = [];
+      row.insertCell = () => { const cell = node("td"); row.cells.push(cell); return cell; };
+      this.rows.push(row); return row; } };
+}
+const cart = node("div");
+cart.attributes = {"data-poprules-cart": JSON.stringify({lines: [{sku: "TEE-01", qty: 2}]}),
+                   "data-poprules-customer": "TOKEN"};
+globalThis.window = globalThis;
+globalThis.document = { currentScript: { src: "https://pop.example.com/sdk/poprules.js" },
+  createElement: node, querySelectorAll: () => [cart] };
+globalThis.fetch = async (url, init) => { calls.push([url, init]);
+  return { ok: true, status: 200, json: async () => ({ currency: "EUR",
+    totals: { subtotal: 3980, discount: 398, net: 3582, cashback_instant: 0, payable: 3582,
+              cashback_wallet: 179, points: 0 } }) }; };
+""" + SCRIPT + r"""
+setTimeout(() => {
+  const rows = cart.children[0].rows.map((r) => r.cells.map((c) => c.textContent));
+  console.log(JSON.stringify({ calls, rows }));
+}, 50);
+""")
+    done = subprocess.run([str(NODE), str(page)], capture_output=True, text=True, timeout=60,
+                          check=True)
+    out = json.loads(done.stdout)
+    (url, init), = out["calls"]
+    assert url == "https://pop.example.com/v1/quote"
+    assert init["headers"]["X-Poprules-Customer"] == "TOKEN"
+    assert json.loads(init["body"]) == {"lines": [{"sku": "TEE-01", "qty": 2}]}
+    labels = [label for label, _ in out["rows"]]
+    assert labels == ["Subtotal", "Discount", "To pay", "Cashback to your wallet"]
+    assert "35.82" in out["rows"][2][1]
+
+
+# --- customer tokens through the host's Ed25519 ------------------------------------------------
+
+
+def test_the_token_verifier_refuses_and_accepts_exactly_as_the_cores() -> None:
+    key = SigningKey(hashlib.sha256(b"customer key").digest())
+    keyring = {"00112233aabbccdd": bytes(key.verify_key).hex()}
+
+    def token(merchant: int = 4, exp: int = NOW + 60, key_id: str = "00112233aabbccdd",
+              signer: SigningKey = key) -> str:
+        payload = customer_token.new_payload(
+            merchant_id=merchant, subject="alice", referrer=None,
+            customer=customer_token.check_customer({"tier": "gold"}), issued_at=NOW - 60,
+            ttl=exp - NOW + 60)
+        document = customer_token.encode_payload(payload)
+        return customer_token.assemble(document, key_id,
+                                       signer.sign(customer_token.CONTEXT + document).signature)
+
+    def nacl_check(public: str, message: bytes, signature: bytes) -> bool:
+        try:
+            VerifyKey(bytes.fromhex(public)).verify(message, signature)
+        except BadSignatureError:
+            return False
+        return True
+
+    good = token()
+    cases = [good, token(merchant=5), token(exp=NOW), token(key_id="ffffffffffffffff"),
+             token(signer=SigningKey(bytes(32))), "a.b.c", good + "x", 42]
+    ours = worker.token_verifier(nacl_check)
+    for case in cases:
+        outcomes = []
+        for verify in (ours, customer_token.verify_customer_token):
+            try:
+                outcomes.append(("ok", verify(case, keyring, NOW, 4)))  # type: ignore[arg-type]
+            except customer_token.CustomerTokenError as exc:
+                outcomes.append((exc.reason, exc.message))
+        assert outcomes[0] == outcomes[1], case
+    assert ours(good, keyring, NOW, 4)["customer"]["tier"] == "gold"
+
+
+def test_the_private_key_secret_becomes_the_pkcs8_webcrypto_imports() -> None:
+    seed = bytes(range(32))
+    der = worker.pkcs8_ed25519(worker.seed_of(" " + seed.hex() + "\n"))
+    # RFC 8410: SEQUENCE { INTEGER 0, SEQUENCE { OID 1.3.101.112 }, OCTET STRING { OCTET
+    # STRING seed } }, 48 bytes.
+    assert len(der) == 48 and der[:2] == b"\x30\x2e" and der[7:12] == b"\x06\x03\x2b\x65\x70"
+    assert der[-34:] == b"\x04\x20" + seed
+    for bad in ("", "00" * 31, "zz" * 32):
+        with pytest.raises(ValueError):
+            worker.seed_of(bad)
+
+
+# --- the receipt chain -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def chain(bundle: bytes, control_key: SigningKey) -> tuple[PopApp, MemoryStore, SigningKey]:
+    built = signed(bundle, control_key)
+    store = MemoryStore()
+    key = SigningKey(hashlib.sha256(b"pop").digest())
+    app = edge_app(built, worker.load_release(built, lambda: wasmtime_runner(built)),
+                   worker.ChainOutbox(store), key)
+    return app, store, key
+
+
+def post(app: PopApp, path: str, body: Any) -> tuple[int, Any]:
+    answer = app.handle(HttpRequest("POST", path, body=json.dumps(body).encode()))
+    return answer.status, json.loads(answer.body)
+
+
+def test_checkouts_are_chained_signed_and_kept_until_the_queue_takes_them(
+        chain: tuple[PopApp, MemoryStore, SigningKey]) -> None:
+    app, store, key = chain
+    outbox = worker.ChainOutbox(store)
+    bodies = []
+    for _ in range(3):
+        status, answer = post(app, "/v1/checkout", CART)
+        assert status == 201
+        body = receipt.encode(answer["receipt"]["body"])
+        key.verify_key.verify(receipt.statement(body),
+                              bytes.fromhex(answer["receipt"]["signature"]))
+        bodies.append(body)
+    fields = [receipt.decode(b) for b in bodies]
+    assert [f["seq"] for f in fields] == [1, 2, 3]
+    assert [f["prev"] for f in fields] == [receipt.GENESIS, *map(receipt.digest, bodies[:2])]
+    assert store.data[worker.HEAD] == f"3 {receipt.digest(bodies[2])}"
+    pending = outbox.undelivered(2)
+    assert [json.loads(m["body"])["seq"] for _, m in pending] == [1, 2]
+    assert outbox.depth() == 3
+    outbox.delivered([k for k, _ in pending])
+    assert outbox.depth() == 1
+    assert [m["body"].encode() for _, m in outbox.undelivered(10)] == [bodies[2]]
+    assert outbox.find(fields[1]["id"]) == bodies[1] and outbox.find("7-99") is None
+
+
+def test_refunds_use_the_chains_own_record(chain: tuple[PopApp, MemoryStore, SigningKey]) -> None:
+    app, store, _ = chain
+    status, sale = post(app, "/v1/checkout", CART)
+    assert status == 201
+    sale_id = sale["receipt"]["id"]
+    assert post(app, "/v1/refunds", {"receipt": sale_id, "lines": [0]})[0] == 201
+    assert worker.ChainOutbox(store).refunded(sale_id) == {0}
+    status, error = post(app, "/v1/refunds", {"receipt": sale_id, "lines": [0]})
+    assert (status, error["error"]["field"]) == (422, "lines[0]")
+    assert post(app, "/v1/refunds", {"receipt": sale_id, "lines": [1]})[0] == 201
+    assert worker.ChainOutbox(store).refunded(sale_id) == {0, 1}
+    status, error = post(app, "/v1/refunds", {"receipt": "7-404", "lines": [0]})
+    assert (status, error["error"]["field"]) == (404, "receipt")
+
+
+def test_a_receipt_that_cannot_be_stored_commits_nothing(
+        chain: tuple[PopApp, MemoryStore, SigningKey]) -> None:
+    app, store, _ = chain
+    store.fail_writes = True
+    assert post(app, "/v1/checkout", CART)[0] == 503
+    assert store.data == {}
+    store.fail_writes = False
+    status, answer = post(app, "/v1/checkout", CART)
+    assert (status, answer["receipt"]["seq"]) == (201, 1)
+
+
+def test_the_chain_refuses_a_forked_moved_or_oversized_receipt() -> None:
+    store = MemoryStore()
+    outbox = worker.ChainOutbox(store)
+
+    def body(seq: int, prev: str, padding: str = "") -> bytes:
+        return receipt.encode({"format": receipt.FORMAT, "kind": "sale",
+                               "id": receipt.receipt_id(7, seq), "merchant": 4, "pop": 7,
+                               "seq": seq, "prev": prev, "at": NOW, "note": padding})
+
+    outbox.append(lambda seq, prev: (body(seq, prev), b"s" * 64))
+    with pytest.raises(worker.ChainError, match="chain's next is 2"):
+        outbox.append(lambda seq, prev: (body(seq + 1, prev), b"s" * 64))
+
+    def moving(seq: int, prev: str) -> tuple[bytes, bytes]:
+        store.data[worker.HEAD] = f"9 {receipt.GENESIS}"  # another writer, which cannot be
+        return body(seq, prev), b"s" * 64
+
+    with pytest.raises(worker.ChainError, match="moved"):
+        outbox.append(moving)
+    store.data[worker.HEAD] = f"1 {receipt.digest(body(1, receipt.GENESIS))}"
+    with pytest.raises(worker.ChainError, match="queue message"):
+        outbox.append(lambda seq, prev: (body(seq, prev, "x" * worker.MAX_RECEIPT), b"s" * 64))
+    assert len(outbox.undelivered(10)) == 1
+
+
+# --- the queue's consumer ----------------------------------------------------------------------
+
+
+def test_a_batch_is_acknowledged_only_when_the_control_plane_answered_for_every_receipt(
+        ) -> None:
+    results = json.dumps({"results": [{"id": "7-1", "status": "booked"},
+                                      {"id": "7-2", "status": "duplicate"}]}).encode()
+    assert worker.acknowledged(200, results, 2)
+    assert not worker.acknowledged(200, results, 3)
+    assert not worker.acknowledged(503, results, 2)
+    assert not worker.acknowledged(401, b'{"error": {}}', 2)
+    assert not worker.acknowledged(200, b"<html>", 2)
+    assert not worker.acknowledged(0, b"", 2)  # unreachable
+    messages = [{"body": "{}", "signature": "00" * 64}]
+    assert json.loads(worker.upload_body(messages)) == {"receipts": messages}
+
+
+def test_retries_back_off_to_an_hour() -> None:
+    delays = [worker.retry_delay(n) for n in (0, 1, 2, 3, 9, 100)]
+    assert delays == [10, 10, 20, 40, 2560, worker.MAX_RETRY_DELAY]
+
+
+def test_the_chain_and_a_self_hosted_outbox_write_the_same_receipts(
+        bundle: bytes, control_key: SigningKey, tmp_path: Path) -> None:
+    """Same core, same requests, same key and clock: the Durable Object's chain and the
+    self-hosted PoP's SQLite outbox hold the same bytes."""
+    from edge_worker.host.outbox import Outbox
+
+    built = signed(bundle, control_key)
+    live = worker.load_release(built, lambda: wasmtime_runner(built))
+    key = SigningKey(hashlib.sha256(b"pop").digest())
+    sqlite = Outbox(tmp_path / "outbox.db")
+    try:
+        apps = [edge_app(built, live, worker.ChainOutbox(MemoryStore()), key),
+                edge_app(built, live, sqlite, key)]
+        for body in (CART, {**CART, "coupons": []}):
+            answers = [app.handle(HttpRequest("POST", "/v1/checkout",
+                                              body=json.dumps(body).encode())) for app in apps]
+            assert answers[0] == answers[1]
+        refund = {"receipt": "7-1", "lines": [1]}
+        answers = [app.handle(HttpRequest("POST", "/v1/refunds",
+                                          body=json.dumps(refund).encode())) for app in apps]
+        assert answers[0] == answers[1] and answers[0].status == 201
+    finally:
+        sqlite.close()
