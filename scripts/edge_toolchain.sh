@@ -46,7 +46,11 @@ version_ge() {  # version_ge A B: A >= B (dotted numbers)
   [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" = "$2" ]
 }
 
-wheels_here=$(ls "$edge/wheels"/*.whl 2>/dev/null | wc -l)
+# (not `ls | wc -l`: under pipefail a missing directory, as on a fresh clone, would end the script)
+shopt -s nullglob
+present=("$edge/wheels"/*.whl)
+shopt -u nullglob
+wheels_here=${#present[@]}
 if [ -f "$edge/.pins" ] && [ "$(cat "$edge/.pins")" = "$pins" ] \
     && [ -x "$edge/bin/node" ] && [ -f "$edge/node_modules/pyodide/pyodide.mjs" ] \
     && [ -x "$edge/bin/wrangler" ] && [ "$wheels_here" -eq "${#WHEELS[@]}" ]; then
