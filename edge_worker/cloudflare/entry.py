@@ -8,13 +8,17 @@ no network). A release that does not check out raises here, so the version never
 
 - `Default.fetch`: the checkout script, the API's edge endpoints through the core, and
   checkouts and refunds forwarded to the PoP's `ReceiptChain`.
+- `SNAPSHOTS`: the isolate's redemption snapshot (`worker.Snapshots`), shared by the edge and
+  the receipt chain; a request that needs it refreshes it first, once per time to live, with a
+  fetch the runtime aborts after `worker.SNAPSHOT_WAIT_MS`.
 - `ReceiptChain`: one Durable Object per PoP, the chain's single writer; it stores each
   receipt before answering and hands it to the `RECEIPTS` queue, retrying from an alarm.
 - `Default.queue`: posts batches to the control plane's POST /v1/receipts with the PoP
   secret; a batch is acknowledged only when the control plane answered for every receipt.
 
 Bindings and secrets (wrangler.toml, docs/cloudflare.md): CHAIN (Durable Object namespace),
-RECEIPTS (queue producer), CONTROL_PLANE (var), POP_PRIVATE_KEY and POP_SECRET (secrets).
+RECEIPTS (queue producer), CONTROL_PLANE (var: where receipts go and the snapshot comes from),
+POP_PRIVATE_KEY and POP_SECRET (secrets).
 """
 
 from __future__ import annotations
@@ -102,8 +106,33 @@ def _check(public_hex: str, message: bytes, signature: bytes) -> bool:
         raise ValueError(f"WebCrypto refused the key {public_hex}: {exc}") from None
 
 
+# One per isolate, in its memory; the import only makes it (no network at import).
+SNAPSHOTS = worker.Snapshots(BUILT, LIVE, _check)
+
+
+async def _get(url: str, headers: Mapping[str, str]) -> worker.Answer:
+    """A GET whose whole answer (headers and body) must come within SNAPSHOT_WAIT_MS, or the
+    runtime aborts it: a slow control plane costs a request that long, once per TTL."""
+    try:
+        reply = await js.fetch(url, _js({
+            "headers": dict(headers),
+            "signal": js.AbortSignal.timeout(worker.SNAPSHOT_WAIT_MS)}))
+        body = (await reply.arrayBuffer()).to_bytes()
+    except JsException as exc:
+        raise worker.Unreachable(f"GET {url}: {exc}") from None
+    names = js.Object.fromEntries(reply.headers).to_py()
+    return worker.Answer(int(reply.status),
+                         {str(name).lower(): str(value) for name, value in names.items()}, body)
+
+
+async def _refresh(env: Any, request: HttpRequest) -> None:
+    if worker.needs_snapshot(request.path, request.method):
+        await SNAPSHOTS.refresh(_get, str(env.CONTROL_PLANE), str(env.POP_SECRET),
+                                float(js.Date.now()))
+
+
 async def _app(env: Any, outbox: Any) -> PopApp:
-    return worker.pop_app(BUILT, LIVE, signer=await _signer(env), clock=_clock,
+    return worker.pop_app(BUILT, SNAPSHOTS, signer=await _signer(env), clock=_clock,
                           verify_token=worker.token_verifier(_check), outbox=outbox)
 
 
@@ -150,6 +179,7 @@ class Default(WorkerEntrypoint):  # type: ignore[misc]
         read = await _read(request)
         if isinstance(read, HttpResponse):
             return _response(read, method)
+        await _refresh(env, read)
         if _EDGE_APP is None:
             _EDGE_APP = await _app(env, worker.NoReceipts())
         return _response(_EDGE_APP.handle(read), method)
@@ -228,6 +258,7 @@ class ReceiptChain(DurableObject):  # type: ignore[misc]
             read = await _read(request)
             if isinstance(read, HttpResponse):
                 return _response(read, method)
+            await _refresh(self._env, read)
             async with self._turn:
                 if self._app is None:
                     self._app = await _app(self._env, self._outbox)

@@ -10,6 +10,12 @@ JavaScript side; `entry` only converts between JavaScript objects and these func
   the memory snapshot of a new version, so a tampered build never serves; the compiled module
   is attached on the first request (`DeferredEngine`), the first moment JavaScript modules can
   be imported.
+- **Redemption state** (`Snapshots`, the Worker's `ReleaseSource`): the control plane's
+  signed redemption snapshot, fetched by the isolate itself (GET /v1/pops/<id>/redemptions,
+  If-None-Match), at most once per `SNAPSHOT_TTL_MS` and waiting at most `SNAPSHOT_WAIT_MS`,
+  checked as the self-hosted PoP checks it (`edge_worker.host.sync`): a pinned key's
+  signature, this merchant, never a lower version. It lives in the isolate's memory; when the
+  control plane is away or slow, the last good snapshot (or none) keeps serving.
 - **Routing**: quotes, validations, /v1/release, /healthz and /metrics run in the isolate that
   took the request, at the edge. Checkouts and refunds are forwarded to one Durable Object per
   PoP (`CHAIN_PATHS`), the receipt chain's single writer, which runs the same `PopApp` with a
@@ -30,11 +36,13 @@ JavaScript side; `entry` only converts between JavaScript objects and these func
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import logging
 import secrets
 import urllib.parse
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from edge_worker.cloudflare import ed25519
@@ -51,9 +59,11 @@ from edge_worker.core.pop import (
     Live,
     Outbox,
     PopApp,
+    ReleaseSource,
     Signer,
     TokenVerifier,
 )
+from edge_worker.core.redemptions import Redemptions, SnapshotError
 from edge_worker.core.release import Release
 from poprules import customer_token, receipt
 from poprules.bundle import BundleError, release_statement
@@ -68,6 +78,13 @@ MAX_RECEIPT = 120_000
 # WebCrypto's importKey takes.
 PKCS8_ED25519 = bytes.fromhex("302e020100300506032b657004220420")
 MAX_RETRY_DELAY = 3600  # seconds between two deliveries of a receipt the control plane refused
+SNAPSHOT_CONTEXT = b"poprules-redemptions/1\n"  # control_plane.signing.SNAPSHOT_CONTEXT
+SNAPSHOT_TTL_MS = 30_000  # an isolate asks the control plane for the snapshot at most this often
+SNAPSHOT_WAIT_MS = 1_000  # and a request waits at most this long for the answer
+# The requests whose answer depends on the snapshot: only these wait for it.
+SNAPSHOT_PATHS = frozenset({"/v1/quote", "/v1/coupons/validate", "/v1/checkout", "/v1/release"})
+
+log = logging.getLogger("poprules.pop")
 
 
 class ReleaseRefused(RuntimeError):
@@ -181,17 +198,6 @@ class DeferredRunner:
         return self._get().read(start, count)
 
 
-class StaticRelease:
-    """The `ReleaseSource` of a Worker: its release never changes; a new one is a new
-    Worker version."""
-
-    def __init__(self, live: Live) -> None:
-        self._live = live
-
-    def current(self) -> Live:
-        return self._live
-
-
 # --- signatures ------------------------------------------------------------------------------
 
 SignatureCheck = Callable[[str, bytes, bytes], bool]  # (public key hex, message, signature)
@@ -241,15 +247,160 @@ def pkcs8_ed25519(seed: bytes) -> bytes:
     return PKCS8_ED25519 + seed
 
 
+# --- the redemption snapshot -------------------------------------------------------------------
+
+
+class Unreachable(ConnectionError):
+    """The control plane did not answer in time: network, TLS, the wait's limit, a 5xx."""
+
+
+class SnapshotRefused(ValueError):
+    """A snapshot the Worker will not use; the message says why."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: Mapping[str, str]  # names in lower case
+    body: bytes
+
+
+# GET (url, headers) -> the answer, body read; raises Unreachable, the wait's limit included.
+Get = Callable[[str, Mapping[str, str]], Awaitable[Answer]]
+
+
+def needs_snapshot(path: str, method: str) -> bool:
+    """Whether a request's answer depends on the redemption snapshot, so the isolate's copy is
+    refreshed first (once its time to live is over). A preflight never waits."""
+    return path in SNAPSHOT_PATHS and method.upper() != "OPTIONS"
+
+
+@dataclass(frozen=True)
+class _Held:
+    version: int
+    body: bytes
+
+    @property
+    def etag(self) -> str:
+        """The control plane's ETag of these bytes: the digest it publishes."""
+        return f'"sha256:{hashlib.sha256(self.body).hexdigest()}"'
+
+
+class Snapshots:
+    """The Worker's `ReleaseSource`: the release of this Worker version (a new release is a new
+    version) with the redemption snapshot read for it, held in the isolate's memory.
+
+    Workers keep no process between requests to poll from, so the requests that need the
+    snapshot refresh it (`refresh`, `needs_snapshot`): at most once per time to live per
+    isolate, each wait capped by the host (`entry` aborts the fetch after `SNAPSHOT_WAIT_MS`).
+    A snapshot is taken exactly when the self-hosted PoP takes it (`edge_worker.host.sync`):
+    signed by a key pinned at enrollment, over the snapshot context and the body; this
+    merchant's; not a lower version than the one held, nor the same version with other bytes;
+    readable for this release. Anything else, and any outage, leaves the last good snapshot
+    (or none) serving. The Durable Object that writes receipts runs the same code, so a
+    receipt names the snapshot version and spent hashes the checkout was quoted with."""
+
+    def __init__(self, built: Built, live: Live, check: SignatureCheck, *,
+                 ttl_ms: int = SNAPSHOT_TTL_MS) -> None:
+        self._built = built
+        self._live = live
+        self._check = check
+        self._ttl_ms = ttl_ms
+        self._held: _Held | None = None
+        self._next_ms = float("-inf")  # when the control plane may be asked again
+        self.problem: str | None = None  # why the latest answer was not taken, if it was not
+
+    def current(self) -> Live:
+        return self._live
+
+    async def refresh(self, get: Get, control_plane: str, secret: str, now_ms: float) -> None:
+        """Ask the control plane for a newer snapshot when the time to live is over. Never
+        raises: what fails is logged and kept in `problem`, and what is held keeps serving.
+        The next attempt is due a time to live after this one began, whatever its outcome,
+        so neither a slow nor a failing control plane is waited for more than once per TTL,
+        and requests that come meanwhile do not wait at all."""
+        if now_ms < self._next_ms:
+            return
+        self._next_ms = now_ms + self._ttl_ms
+        url = f"{control_plane.rstrip('/')}/v1/pops/{self._built.pop_id}/redemptions"
+        headers = {"Authorization": f"Bearer {secret}"}
+        if self._held is not None:
+            headers["If-None-Match"] = self._held.etag
+        try:
+            self.take(await get(url, headers))
+        except (Unreachable, SnapshotRefused) as exc:
+            self.problem = str(exc)
+            log.warning("redemption snapshot: %s", exc)
+        except Exception as exc:  # a quote must not fail for want of a newer snapshot
+            self.problem = f"{type(exc).__name__}: {exc}"
+            log.exception("redemption snapshot: the refresh failed")
+        else:
+            self.problem = None
+
+    def take(self, answer: Answer) -> None:
+        """Take the control plane's answer to GET /v1/pops/<id>/redemptions, or raise."""
+        if answer.status >= 500:
+            raise Unreachable(f"GET redemptions: {answer.status}")
+        if answer.status in (304, 404):  # unchanged; no snapshot yet (nothing spent)
+            return
+        if answer.status != 200:
+            raise SnapshotRefused(f"GET redemptions: {answer.status} {answer.body[:200]!r}")
+        try:
+            key_id = answer.headers["x-poprules-key-id"]
+            signature = answer.headers["x-poprules-signature"]
+        except KeyError as exc:
+            raise SnapshotRefused(f"the snapshot answer lacks its signature headers ({exc})"
+                                  ) from None
+        self._verify(key_id, signature, answer.body)
+        try:
+            document = json.loads(answer.body)
+            version, merchant = document["version"], document["merchant"]
+        except (ValueError, TypeError, KeyError) as exc:
+            raise SnapshotRefused(f"not a redemption snapshot: {exc}") from None
+        if type(version) is not int or merchant != self._built.merchant_id:
+            raise SnapshotRefused(f"the snapshot is merchant {merchant}'s version {version!r}")
+        held = self._held
+        if held is not None:
+            if version < held.version:
+                raise SnapshotRefused(f"snapshot version {version} is older than version "
+                                      f"{held.version}: a replay")
+            if version == held.version:
+                if answer.body != held.body:
+                    raise SnapshotRefused(f"snapshot version {version} comes with other "
+                                          "content")
+                return
+        try:
+            redemptions = Redemptions.from_snapshot(answer.body, release=self._live.release,
+                                                    merchant=self._built.merchant_id)
+        except SnapshotError as exc:
+            raise SnapshotRefused(f"snapshot version {version}: {exc}") from None
+        self._held = _Held(version, answer.body)
+        self._live = replace(self._live, redemptions=redemptions)
+        log.info("redemption snapshot version %d", version)
+
+    def _verify(self, key_id: str, signature: str, body: bytes) -> None:
+        public = self._built.keyring.get(key_id)
+        if public is None:
+            raise SnapshotRefused(f"the redemption snapshot is signed by key {key_id!r}, which "
+                                  "is not in the pinned keyring")
+        try:
+            good = self._check(public, SNAPSHOT_CONTEXT + body, bytes.fromhex(signature))
+        except ValueError:
+            good = False
+        if not good:
+            raise SnapshotRefused("the redemption snapshot's signature does not verify with "
+                                  f"key {key_id}")
+
+
 # --- the PoP ---------------------------------------------------------------------------------
 
 
-def pop_app(built: Built, live: Live, *, signer: Signer, clock: Clock,
+def pop_app(built: Built, releases: ReleaseSource, *, signer: Signer, clock: Clock,
             verify_token: TokenVerifier, outbox: Outbox,
             random: Callable[[int], bytes] = secrets.token_bytes) -> PopApp:
     """The core's API for this Worker: the same `PopApp` the self-hosted PoP runs."""
     return PopApp(merchant_id=built.merchant_id, pop_id=built.pop_id, pop_name=built.pop_name,
-                  signer=signer, clock=clock, releases=StaticRelease(live), outbox=outbox,
+                  signer=signer, clock=clock, releases=releases, outbox=outbox,
                   random=random, verify_token=verify_token)
 
 

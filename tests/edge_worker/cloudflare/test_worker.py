@@ -1,10 +1,12 @@
 """The Worker's logic on CPython, with fakes for the JavaScript side (edge_worker/cloudflare/
 worker.py): the release it refuses, the signature check it runs at import, the customer tokens
-it checks through a host's Ed25519, the receipt chain over Durable Object storage, routing,
-the queue consumer's rules and the checkout script."""
+it checks through a host's Ed25519, the redemption snapshot it fetches, checks and holds, the
+receipt chain over Durable Object storage, routing, the queue consumer's rules and the
+checkout script."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import importlib.util
 import json
@@ -18,16 +20,22 @@ import pytest
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
+from control_plane.coupons import RedemptionState, snapshot_body
+from control_plane.signing import SNAPSHOT_CONTEXT
 from edge_worker.cloudflare import ed25519, worker
 from edge_worker.cloudflare.sdk import SCRIPT
 from edge_worker.core.engine import EngineError, Runner
-from edge_worker.core.pop import HttpRequest, PopApp
+from edge_worker.core.pop import HttpRequest, Live, PopApp
+from edge_worker.core.redemptions import Redemptions
 from edge_worker.engines.wasmtime_engine import WasmtimeEngine
 from poprules import api, customer_token, receipt
-from poprules.bundle import decode, release_statement
+from poprules.bundle import code_hash, decode, release_statement
 from tests.conftest import DEMO
 from tests.edge_worker.cloudflare.conftest import MemoryStore
 from tests.edge_worker.pyodide.harness import NODE, toolchain_problem
+from tests.edge_worker.test_redemptions import KEY as COUPON_KEY
+from tests.edge_worker.test_redemptions import MERCHANT as COUPON_MERCHANT
+from tests.edge_worker.test_redemptions import STATE, program_of, request_of
 
 CART = {"lines": [{"sku": "TEE-01", "qty": 2}, {"sku": "SOCK-3", "qty": 3}],
         "coupons": ["summer-24"], "fulfillment": "pickup"}
@@ -54,6 +62,16 @@ def signed(bundle: bytes, key: SigningKey, *, number: int = 3,
 
 def wasmtime_runner(built: worker.Built) -> Runner:
     return WasmtimeEngine(use_cache=False).load(decode(built.bundle).module)
+
+
+class Fixed:
+    """A `ReleaseSource` that always answers the same `Live`: the reference hosts."""
+
+    def __init__(self, live: Live) -> None:
+        self.live = live
+
+    def current(self) -> Live:
+        return self.live
 
 
 # --- Ed25519 at import ------------------------------------------------------------------------
@@ -170,10 +188,11 @@ def test_a_module_that_cannot_be_made_answers_503_and_is_tried_again(
 # --- the PoP -----------------------------------------------------------------------------------
 
 
-def edge_app(built: worker.Built, live: Any, outbox: Any = None,
+def edge_app(built: worker.Built, live: Live | worker.Snapshots, outbox: Any = None,
              key: SigningKey | None = None) -> PopApp:
     signer_key = key or SigningKey(bytes(range(32)))
-    return worker.pop_app(built, live, signer=lambda m: signer_key.sign(m).signature,
+    releases = live if isinstance(live, worker.Snapshots) else Fixed(live)
+    return worker.pop_app(built, releases, signer=lambda m: signer_key.sign(m).signature,
                           clock=lambda: NOW,
                           verify_token=customer_token.verify_customer_token,
                           outbox=outbox or worker.NoReceipts())
@@ -316,6 +335,242 @@ def test_the_private_key_secret_becomes_the_pkcs8_webcrypto_imports() -> None:
     for bad in ("", "00" * 31, "zz" * 32):
         with pytest.raises(ValueError):
             worker.seed_of(bad)
+
+
+# --- the redemption snapshot -------------------------------------------------------------------
+
+CONTROL_PLANE = "https://cp.example/"
+SECRET = "prp_secret"
+TTL = worker.SNAPSHOT_TTL_MS
+
+
+@pytest.fixture(scope="module")
+def coupons_built(control_key: SigningKey) -> worker.Built:
+    """A release with generated and literal coupon sets (tests/edge_worker/test_redemptions)."""
+    return signed(api.build(program_of(), key=COUPON_KEY), control_key, merchant=COUPON_MERCHANT)
+
+
+@pytest.fixture
+def snapshots(coupons_built: worker.Built) -> worker.Snapshots:
+    live = worker.load_release(coupons_built, lambda: wasmtime_runner(coupons_built))
+    return worker.Snapshots(coupons_built, live, nacl_check)
+
+
+def nacl_check(public: str, message: bytes, signature: bytes) -> bool:
+    try:
+        VerifyKey(bytes.fromhex(public)).verify(message, signature)
+    except BadSignatureError:
+        return False
+    return True
+
+
+def snapshot(version: int, state: RedemptionState = STATE,
+             merchant: int = COUPON_MERCHANT) -> bytes:
+    return snapshot_body(merchant, version, state)
+
+
+def served(body: bytes, *, key: SigningKey, key_id: str = "k1",
+           status: int = 200) -> worker.Answer:
+    """The control plane's answer, as `entry._get` hands it over (header names lower case)."""
+    return worker.Answer(status, {
+        "etag": f'"sha256:{hashlib.sha256(body).hexdigest()}"',
+        "x-poprules-key-id": key_id,
+        "x-poprules-signature": key.sign(SNAPSHOT_CONTEXT + body).signature.hex()}, body)
+
+
+class FakeControlPlane:
+    """GET /v1/pops/<id>/redemptions: the answer (or failure) it is set to, and the calls."""
+
+    def __init__(self) -> None:
+        self.answer: worker.Answer | Exception = worker.Answer(404, {}, b"")
+        self.calls: list[tuple[str, dict[str, str]]] = []
+
+    async def get(self, url: str, headers: Any) -> worker.Answer:
+        self.calls.append((url, dict(headers)))
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+def refresh(snapshots: worker.Snapshots, plane: FakeControlPlane, now_ms: float) -> None:
+    asyncio.run(snapshots.refresh(plane.get, CONTROL_PLANE, SECRET, now_ms))
+
+
+def held(snapshots: worker.Snapshots) -> int | None:
+    redemptions = snapshots.current().redemptions
+    return None if redemptions is None else redemptions.version
+
+
+def quote_body(coupons: list[str]) -> bytes:
+    fields = request_of(coupons)
+    del fields["at"]  # the PoP's clock
+    return json.dumps(fields).encode()
+
+
+def test_the_snapshot_context_is_the_control_planes() -> None:
+    assert worker.SNAPSHOT_CONTEXT == SNAPSHOT_CONTEXT
+
+
+def test_a_fetched_snapshot_gives_the_self_hosted_cores_answers(
+        snapshots: worker.Snapshots, coupons_built: worker.Built,
+        control_key: SigningKey) -> None:
+    plane = FakeControlPlane()
+    coupons = ["pop-abc 234", "SUMMER-24", "POP-MNP222", "GONE-2345"]
+    before = edge_app(coupons_built, snapshots).handle(
+        HttpRequest("POST", "/v1/quote", body=quote_body(coupons)))
+    assert [c["status"] for c in json.loads(before.body)["coupons"]] == \
+        ["unknown", "valid", "unknown", "unknown"]  # no snapshot: what the Worker said before
+
+    body = snapshot(3)
+    plane.answer = served(body, key=control_key)
+    refresh(snapshots, plane, 1_000)
+    assert plane.calls == [(f"https://cp.example/v1/pops/{coupons_built.pop_id}/redemptions",
+                            {"Authorization": f"Bearer {SECRET}"})]
+    assert held(snapshots) == 3 and snapshots.problem is None
+
+    # The self-hosted core with the same snapshot read by Redemptions.from_snapshot.
+    live = snapshots.current()
+    reference = Live(live.release, live.number, Redemptions.from_snapshot(
+        body, release=live.release, merchant=COUPON_MERCHANT))
+    for path, sent in (("/v1/quote", quote_body(coupons)),
+                       ("/v1/coupons/validate", json.dumps({
+                           "code": "POP-XYZ789", "lines": request_of([])["lines"]}).encode())):
+        ours, theirs = (edge_app(coupons_built, source).handle(
+            HttpRequest("POST", path, body=sent)) for source in (snapshots, reference))
+        assert ours == theirs and ours.status == 200, path
+    answer = json.loads(edge_app(coupons_built, snapshots).handle(
+        HttpRequest("POST", "/v1/quote", body=quote_body(coupons))).body)
+    assert [c["status"] for c in answer["coupons"]] == ["valid", "spent", "spent", "unknown"]
+    direct = live.release.quote(live.release.read_request(
+        {**request_of(coupons), "at": answer["at"], "pop": "edge"}),
+        redemptions=reference.redemptions)
+    assert answer["coupons"] == direct["coupons"] and answer["totals"] == direct["totals"]
+    release = edge_app(coupons_built, snapshots).handle(HttpRequest("GET", "/v1/release"))
+    assert json.loads(release.body)["snapshot"] == 3
+
+
+def test_the_snapshot_is_asked_for_once_per_ttl_with_its_etag(
+        snapshots: worker.Snapshots, control_key: SigningKey) -> None:
+    plane = FakeControlPlane()
+    first = served(snapshot(3), key=control_key)
+    plane.answer = first
+    refresh(snapshots, plane, 0)
+    refresh(snapshots, plane, TTL - 1)  # fresh enough: no call
+    assert len(plane.calls) == 1
+    plane.answer = worker.Answer(304, {"etag": first.headers["etag"]}, b"")
+    refresh(snapshots, plane, TTL)
+    assert plane.calls[1][1]["If-None-Match"] == first.headers["etag"]
+    assert held(snapshots) == 3 and snapshots.problem is None
+    plane.answer = served(snapshot(4, RedemptionState("corner-market", {}, [], [], {})),
+                          key=control_key)
+    refresh(snapshots, plane, 2 * TTL - 1)
+    assert (len(plane.calls), held(snapshots)) == (2, 3)
+    refresh(snapshots, plane, 2 * TTL)
+    assert (len(plane.calls), held(snapshots)) == (3, 4)
+    live = snapshots.current()
+    assert live.redemptions is not None and not live.redemptions.spent("summer-24")
+
+
+@pytest.mark.parametrize("case", ["lower", "same version", "rogue key", "unpinned key",
+                                  "merchant", "program", "not hex", "no signature", "status",
+                                  "not json"])
+def test_a_snapshot_that_does_not_check_out_is_refused_and_the_last_good_serves(
+        snapshots: worker.Snapshots, control_key: SigningKey, case: str) -> None:
+    plane = FakeControlPlane()
+    plane.answer = served(snapshot(3), key=control_key)
+    refresh(snapshots, plane, 0)
+    before = snapshots.current()
+    rogue = SigningKey(hashlib.sha256(b"rogue").digest())
+    other_state = RedemptionState("corner-market", {}, [], [], {})
+    good = served(snapshot(4, other_state), key=control_key)
+    plane.answer, match = {
+        "lower": (served(snapshot(2), key=control_key), "older than version 3: a replay"),
+        "same version": (served(snapshot(3, other_state), key=control_key), "other content"),
+        "rogue key": (served(snapshot(4), key=rogue), "does not verify with key k1"),
+        "unpinned key": (served(snapshot(4), key=control_key, key_id="k9"), "not in the pinned"),
+        "merchant": (served(snapshot(4, merchant=COUPON_MERCHANT + 1), key=control_key),
+                     "merchant 8's version 4"),
+        "program": (served(snapshot(4, replace(STATE, program="other")), key=control_key),
+                    "for program 'other'"),
+        "not hex": (replace(good, headers={**good.headers, "x-poprules-signature": "zz"}),
+                    "does not verify"),
+        "no signature": (replace(good, headers={"etag": good.headers["etag"]}),
+                         "lacks its signature headers"),
+        "status": (worker.Answer(401, {}, b'{"error": {}}'), "GET redemptions: 401"),
+        "not json": (served(b"[1]", key=control_key), "not a redemption snapshot"),
+    }[case]
+    refresh(snapshots, plane, TTL)
+    assert snapshots.current() is before and held(snapshots) == 3
+    assert snapshots.problem is not None and match in snapshots.problem
+    plane.answer = good  # the next good one is taken, a TTL later
+    refresh(snapshots, plane, 2 * TTL)
+    assert held(snapshots) == 4 and snapshots.problem is None
+
+
+@pytest.mark.parametrize("failure", [worker.Unreachable("GET ...: TimeoutError"),
+                                     worker.Answer(503, {}, b"down"), RuntimeError("a bug")])
+def test_an_unreachable_control_plane_leaves_the_last_good_snapshot_serving(
+        snapshots: worker.Snapshots, control_key: SigningKey,
+        failure: worker.Answer | Exception) -> None:
+    plane = FakeControlPlane()
+    plane.answer = failure
+    refresh(snapshots, plane, 0)  # nothing held yet: no redemption state, as before
+    assert held(snapshots) is None and snapshots.problem is not None
+    plane.answer = served(snapshot(3), key=control_key)
+    refresh(snapshots, plane, TTL - 1)  # a failure is not retried before the TTL either
+    assert (len(plane.calls), held(snapshots)) == (1, None)
+    refresh(snapshots, plane, TTL)
+    assert held(snapshots) == 3
+    plane.answer = failure
+    refresh(snapshots, plane, 2 * TTL)
+    assert held(snapshots) == 3 and snapshots.problem is not None
+    refresh(snapshots, plane, 3 * TTL - 1)
+    assert len(plane.calls) == 3
+
+
+def test_no_snapshot_yet_is_no_redemption_state(snapshots: worker.Snapshots) -> None:
+    plane = FakeControlPlane()  # answers 404
+    refresh(snapshots, plane, 0)
+    assert held(snapshots) is None and snapshots.problem is None
+
+
+@pytest.mark.parametrize(("path", "method", "needs"), [
+    ("/v1/quote", "POST", True), ("/v1/coupons/validate", "POST", True),
+    ("/v1/checkout", "POST", True), ("/v1/release", "GET", True), ("/v1/release", "HEAD", True),
+    ("/v1/quote", "OPTIONS", False), ("/v1/refunds", "POST", False), ("/healthz", "GET", False),
+    ("/metrics", "GET", False)])
+def test_only_the_answers_that_depend_on_the_snapshot_wait_for_it(path: str, method: str,
+                                                                   needs: bool) -> None:
+    assert worker.needs_snapshot(path, method) is needs
+
+
+def test_a_checkout_receipt_names_the_snapshot_and_spent_codes_as_the_self_hosted_pops(
+        snapshots: worker.Snapshots, coupons_built: worker.Built, control_key: SigningKey,
+        tmp_path: Path) -> None:
+    """The chain's Durable Object holds the snapshot the same way; its receipts carry what
+    the control plane's ingestion re-runs the checkout with."""
+    from edge_worker.host.outbox import Outbox
+
+    body = snapshot(3)
+    plane = FakeControlPlane()
+    plane.answer = served(body, key=control_key)
+    refresh(snapshots, plane, 0)
+    live = snapshots.current()
+    reference = Live(live.release, live.number, Redemptions.from_snapshot(
+        body, release=live.release, merchant=COUPON_MERCHANT))
+    key = SigningKey(hashlib.sha256(b"pop").digest())
+    sqlite = Outbox(tmp_path / "outbox.db")
+    try:
+        apps = [edge_app(coupons_built, snapshots, worker.ChainOutbox(MemoryStore()), key),
+                edge_app(coupons_built, reference, sqlite, key)]
+        answers = [app.handle(HttpRequest("POST", "/v1/checkout",
+                                          body=quote_body(["pop-abc234", "summer-24"])))
+                   for app in apps]
+    finally:
+        sqlite.close()
+    assert answers[0] == answers[1] and answers[0].status == 201
+    sale = json.loads(answers[0].body)["receipt"]["body"]
+    assert (sale["snapshot"], sale["spent"]) == (3, [code_hash(COUPON_KEY, "SUMMER-24")])
 
 
 # --- the receipt chain -------------------------------------------------------------------------

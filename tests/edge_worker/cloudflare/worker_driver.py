@@ -8,12 +8,14 @@ python_modules/ (msgpack, workers-runtime-sdk). What workerd itself provides is 
 the SDK's two runtime modules (`_pyodide_entrypoint_helper`, `_cloudflare_compat_flags`),
 the CompiledWasm import of rules.mjs (compiled here, then run-time compilation is refused as
 workerd refuses it), a Durable Object namespace, its SQLite-backed storage's sync KV API, a
-queue producer and queue batches. WebCrypto, fetch, Request and Response are Node's own.
+queue producer and queue batches. WebCrypto, fetch (the Worker's own, to the control plane),
+AbortSignal, Request and Response are Node's own; the clock (Date.now) is frozen and moves only
+when a step says so.
 
 /work/steps.json holds {"env": {...}, "now_ms": ..., "steps": [...]}; each step's outcome goes
 to /work/results.json in order. Steps: {"fetch": {method, path, headers, body}},
 {"queue": "fail" | "ok"}, {"alarm": true}, {"consume": [indexes of queued messages],
-"control_plane": url, "attempts": n}.
+"control_plane": url, "attempts": n}, {"advance_ms": n} (the clock), {"set_env": {...}}.
 """
 
 from __future__ import annotations
@@ -104,7 +106,8 @@ flags.__getattr__ = lambda name: False  # type: ignore[method-assign]
 sys.modules["_pyodide_entrypoint_helper"] = helper
 sys.modules["_cloudflare_compat_flags"] = flags
 sys.path[:0] = [f"{WORKER}/src", f"{WORKER}/python_modules"]
-FAKES.freeze(config["now_ms"])
+clock_ms = config["now_ms"]
+FAKES.freeze(clock_ms)
 
 started = time.perf_counter()
 import entry  # the Worker's main module: it verifies its release here
@@ -156,7 +159,7 @@ async def fetch(step: dict[str, Any]) -> dict[str, Any]:
     response = await entry.Default(ctx, env).fetch(request)
     elapsed = (time.perf_counter() - started) * 1000
     status, headers, body = (await FAKES.response(response)).to_py()
-    return {"status": status, "headers": headers, "elapsed_ms": elapsed,
+    return {"status": status, "headers": headers, "elapsed_ms": elapsed, "now_ms": clock_ms,
             "body": base64.b64encode(bytes(body)).decode("ascii")}
 
 
@@ -170,10 +173,19 @@ async def consume(step: dict[str, Any]) -> dict[str, Any]:
 
 
 async def main() -> dict[str, Any]:
+    global clock_ms
     results: list[dict[str, Any]] = []
     for step in config["steps"]:
         if "fetch" in step:
             results.append(await fetch(step["fetch"]))
+        elif "advance_ms" in step:
+            clock_ms += step["advance_ms"]
+            FAKES.freeze(clock_ms)
+            results.append({})
+        elif "set_env" in step:
+            for name, value in step["set_env"].items():
+                setattr(env, name, value)
+            results.append({})
         elif "queue" in step:
             queue.failing = step["queue"] == "fail"
             results.append({})
@@ -185,6 +197,7 @@ async def main() -> dict[str, Any]:
             results.append(await consume(step))
     storage = chain.storage
     return {"import_ms": import_ms, "results": results, "queued": queue.sent.to_py(),
+            "snapshot_problem": inside.SNAPSHOTS.problem,
             "alarm": storage.alarm, "transactions": storage.transactions,
             "stored": dict(storage.kv.list().to_py())}
 
