@@ -13,6 +13,10 @@
 #   .edge/wheels/*.whl             the Worker's vendored wheels: msgpack 1.2.4 for Pyodide's
 #                                  platform (pyemscripten_2026_0_wasm32, cp314) and the pure
 #                                  workers-runtime-sdk 1.9.5, each checked against its sha256
+#   .edge/pyodide-build/           a venv of its own with pyodide-build 0.39.2 (pinned with all
+#                                  its dependencies), which checks every wheel of .edge/wheels
+#                                  against the pyodide runtime above (scripts/check_wheels.py;
+#                                  docs/cloudflare.md "Vendored wheels and pyodide-build")
 #
 # For the other tools, use these paths (stable across runs):
 #   .edge/bin/node                 the Node to run everything with (the machine's or npm's 22)
@@ -20,7 +24,10 @@
 #   .edge/node_modules/pyodide/    loadPyodide({indexURL: this dir}) — see
 #                                  tests/edge_worker/pyodide/run.mjs for the harness on top
 #   .edge/wheels/                  the wheels to vendor into a Worker (python_modules/)
+#   .edge/pyodide-build/bin/python scripts/check_wheels.py   re-checks them
 #
+# PYODIDE_BUILD_PYTHON=/path/to/python3.14 makes the pyodide-build venv with that Python (one
+# >= 3.12 also runs its `pyodide` command; the default, the project's Python, runs the check).
 # Exits non-zero with the reason when a registry cannot be reached or a check fails.
 set -euo pipefail
 
@@ -34,10 +41,19 @@ WHEELS=(
   "msgpack==1.2.4 --hash=sha256:06a0657a4110d563255006b7cb7147432f67827144e429c2cdb1c967548d1817"
   "workers-runtime-sdk==1.9.5 --hash=sha256:f2b912660a3ab60d2a24920106422f9eaf4cd7a794e42b022237ad2444287fef"
 )
+PYODIDE_BUILD=(                  # pyodide-build and everything it pulls in, installed --no-deps
+  pyodide-build==0.39.2 auditwheel-emscripten==0.3.0 pyodide-lock==0.2.1 pyodide-cli==0.5.0
+  attrs==26.1.0 build==1.6.1 cattrs==26.2.1 certifi==2026.10.18 charset-normalizer==3.5.2
+  click==8.5.1 distlib==0.4.4 filelock==4.2.12 idna==3.20 leb128==1.0.9 markdown-it-py==4.3.0
+  mdurl==0.1.2 packaging==26.3 platformdirs==4.14.7 Pygments==2.21.0 pyproject-hooks==1.3.3
+  python-discovery==1.9.5 requests==2.34.2 rich==15.0.0 ruamel.yaml==0.19.1
+  typing-extensions==4.16.0 urllib3==2.8.0 virtualenv==21.15.8 wheel==0.48.0
+)
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 edge="$root/.edge"
 pins="pyodide=$PYODIDE_VERSION wrangler=$WRANGLER_VERSION node22=$NODE22_VERSION ${WHEELS[*]}"
+pins+=" ${PYODIDE_BUILD[*]} pyodide-build-python=${PYODIDE_BUILD_PYTHON:-default}"
 
 die() { echo "edge_toolchain: $*" >&2; exit 1; }
 say() { echo "edge_toolchain: $*"; }
@@ -53,7 +69,8 @@ shopt -u nullglob
 wheels_here=${#present[@]}
 if [ -f "$edge/.pins" ] && [ "$(cat "$edge/.pins")" = "$pins" ] \
     && [ -x "$edge/bin/node" ] && [ -f "$edge/node_modules/pyodide/pyodide.mjs" ] \
-    && [ -x "$edge/bin/wrangler" ] && [ "$wheels_here" -eq "${#WHEELS[@]}" ]; then
+    && [ -x "$edge/bin/wrangler" ] && [ "$wheels_here" -eq "${#WHEELS[@]}" ] \
+    && [ -x "$edge/pyodide-build/bin/python" ]; then
   say "up to date in $edge (pyodide $PYODIDE_VERSION, wrangler $WRANGLER_VERSION," \
       "${#WHEELS[@]} wheels)"
   touch "$edge/.installed"
@@ -107,11 +124,40 @@ trap 'rm -f "$requirements"' EXIT
 printf '%s\n' "${WHEELS[@]}" > "$requirements"
 rm -f "$edge/wheels"/*.whl
 say "pip download ${#WHEELS[@]} wheels for $WHEEL_PLATFORM (cp${WHEEL_PYTHON/./}) into $edge/wheels"
-"$python" -m pip download --quiet --no-deps --require-hashes --only-binary=:all: \
+# From the checkout's root, so that a WHEELS line may name a wheel file committed in it (one
+# built with `pyodide build`, docs/cloudflare.md) by a relative path, hash-checked like the rest.
+(cd "$root" && "$python" -m pip download --quiet --no-deps --require-hashes --only-binary=:all: \
     --platform "$WHEEL_PLATFORM" --platform any --python-version "$WHEEL_PYTHON" \
-    --implementation cp --dest "$edge/wheels" -r "$requirements" \
+    --implementation cp --dest "$edge/wheels" -r "$requirements") \
   || die "pip download failed (is PyPI reachable? do the pinned hashes still match?)"
 ls "$edge/wheels"/*.whl | sed 's|.*/|  |'
+
+# --- pyodide-build, which checks every wheel against the runtime ------------------------------
+# Its own venv keeps its dependencies out of the project's .venv. pyodide-build 0.39 and its
+# Pyodide packages declare Python >= 3.12; on an older one (Debian 12 has 3.11, and no registry
+# here offers a newer CPython) they install with --ignore-requires-python: the modules the check
+# uses run on 3.11, the `pyodide` command does not (it needs typing.override, 3.12).
+pb="$edge/pyodide-build"
+pb_python=${PYODIDE_BUILD_PYTHON:-$python}
+pb_pins="$("$pb_python" --version 2>&1) ${PYODIDE_BUILD[*]}"
+if [ -f "$pb/.pins" ] && [ "$(cat "$pb/.pins")" = "$pb_pins" ] && [ -x "$pb/bin/python" ]; then
+  say "pyodide-build ${PYODIDE_BUILD[0]#*==} already in $pb"
+else
+  rm -rf "$pb"
+  "$pb_python" -m venv "$pb" || die "cannot make a venv with $pb_python"
+  pb_flags=(--quiet --disable-pip-version-check --no-deps --only-binary=:all:)
+  "$pb/bin/python" -c 'import sys; sys.exit(sys.version_info < (3, 12))' \
+    || pb_flags+=(--ignore-requires-python)
+  printf '%s\n' "${PYODIDE_BUILD[@]}" > "$requirements"
+  say "pip install pyodide-build ${PYODIDE_BUILD[0]#*==} (${#PYODIDE_BUILD[@]} pinned packages)" \
+      "into $pb with $("$pb/bin/python" --version)"
+  "$pb/bin/python" -m pip install "${pb_flags[@]}" -r "$requirements" \
+    || die "pip install of pyodide-build failed (is PyPI reachable?)"
+  echo "$pb_pins" > "$pb/.pins"
+fi
+"$pb/bin/python" "$root/scripts/check_wheels.py" --runtime "$edge/node_modules/pyodide" \
+    "$edge/wheels" \
+  || die "a wheel in $edge/wheels cannot run on pyodide $PYODIDE_VERSION (see REFUSED above)"
 
 echo "$pins" > "$edge/.pins"
 touch "$edge/.installed"
