@@ -24,6 +24,7 @@ POP_PRIVATE_KEY and POP_SECRET (secrets).
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 import logging
 from collections.abc import Mapping, Sequence
@@ -110,13 +111,13 @@ def _check(public_hex: str, message: bytes, signature: bytes) -> bool:
 SNAPSHOTS = worker.Snapshots(BUILT, LIVE, _check)
 
 
-async def _get(url: str, headers: Mapping[str, str]) -> worker.Answer:
-    """A GET whose whole answer (headers and body) must come within SNAPSHOT_WAIT_MS, or the
-    runtime aborts it: a slow control plane costs a request that long, once per TTL."""
+async def _get(url: str, headers: Mapping[str, str], *, wait_ms: int) -> worker.Answer:
+    """A GET whose whole answer (headers and body) must come within `wait_ms`, or the runtime
+    aborts it: a slow control plane costs a request that long, once per TTL."""
     try:
         reply = await js.fetch(url, _js({
             "headers": dict(headers),
-            "signal": js.AbortSignal.timeout(worker.SNAPSHOT_WAIT_MS)}))
+            "signal": js.AbortSignal.timeout(wait_ms)}))
         body = (await reply.arrayBuffer()).to_bytes()
     except JsException as exc:
         raise worker.Unreachable(f"GET {url}: {exc}") from None
@@ -127,8 +128,10 @@ async def _get(url: str, headers: Mapping[str, str]) -> worker.Answer:
 
 async def _refresh(env: Any, request: HttpRequest) -> None:
     if worker.needs_snapshot(request.path, request.method):
-        await SNAPSHOTS.refresh(_get, str(env.CONTROL_PLANE), str(env.POP_SECRET),
-                                float(js.Date.now()))
+        # The var SNAPSHOT_WAIT_MS overrides the default cap (a far control plane may need it).
+        wait_ms = int(getattr(env, "SNAPSHOT_WAIT_MS", worker.SNAPSHOT_WAIT_MS))
+        await SNAPSHOTS.refresh(functools.partial(_get, wait_ms=wait_ms), str(env.CONTROL_PLANE),
+                                str(env.POP_SECRET), float(js.Date.now()))
 
 
 async def _app(env: Any, outbox: Any) -> PopApp:

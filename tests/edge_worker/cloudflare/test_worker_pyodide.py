@@ -288,7 +288,7 @@ def test_the_worker_quotes_with_the_control_planes_redemption_snapshot(
         quote(first, second),                                                      # 8
         request("GET", "/v1/release"),                                             # 9
         {"consume": [1], "control_plane": listening, "attempts": 1},               # 10
-        {"set_env": {"CONTROL_PLANE": slow}},                                      # 11
+        {"set_env": {"CONTROL_PLANE": slow, "SNAPSHOT_WAIT_MS": "1000"}},          # 11
         {"advance_ms": ttl},                                                       # 12
         quote(first),                                                              # 13
         quote(second),                                                             # 14
@@ -297,8 +297,10 @@ def test_the_worker_quotes_with_the_control_planes_redemption_snapshot(
         quote(first),                                                              # 17
     ]
     now = int(time.time())
+    # A generous wait until the slow step: on a loaded CI machine a fetch from the test's own
+    # control plane can take over the default second, and the snapshot would be missed.
     env = {"POP_PRIVATE_KEY": shop.seed_hex, "POP_SECRET": shop.pop_secret,
-           "CONTROL_PLANE": listening}
+           "CONTROL_PLANE": listening, "SNAPSHOT_WAIT_MS": "20000"}
     ran = run_worker(out, tmp_path, {"env": env, "now_ms": now * 1000, "steps": steps})
     results = ran["results"]
     after = redemptions_of(shop)  # the redemption booked at step 4 spent the welcome set
