@@ -33,7 +33,7 @@ def _fail(message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
-def _connection(command: Command) -> Command:
+def connection_options(command: Command) -> Command:
     """The --url and --token options every server command takes."""
     command = click.option("--token", envvar="POPRULES_TOKEN", default="", show_envvar=True,
                            help="A merchant API token (prt_...).")(command)
@@ -43,11 +43,11 @@ def _connection(command: Command) -> Command:
     return command
 
 
-def _client(url: str, token: str) -> Client:
-    return _served(lambda: Client(url, token))
+def client_for(url: str, token: str) -> Client:
+    return served(lambda: Client(url, token))
 
 
-def _served(action: Callable[[], Result]) -> Result:
+def served(action: Callable[[], Result]) -> Result:
     try:
         return action()
     except ClientError as exc:
@@ -79,7 +79,7 @@ def _upload(client: Client, program: str, catalog: str,
             samples: list[Any] | None = None) -> dict[str, Any]:
     program_format, catalog_format = _formats(program, catalog)
     program_text, catalog_text = _text(program), _text(catalog)
-    return _served(lambda: client.upload_version(program_text, program_format, catalog_text,
+    return served(lambda: client.upload_version(program_text, program_format, catalog_text,
                                                  catalog_format, samples))
 
 
@@ -93,27 +93,27 @@ def _groups(release: dict[str, Any]) -> str:
 @click.option("--samples", type=_FILE, metavar="FILE.json",
               help="A JSON list of requests (spec section 8) the release is checked on.")
 @click.option("--group", help="Roll out to this group of PoPs only (default: every PoP).")
-@_connection
+@connection_options
 def publish(program: str, catalog: str, samples: str | None, group: str | None, url: str,
             token: str) -> None:
     """Upload PROGRAM and CATALOG as a new version and publish it as a release."""
-    client = _client(url, token)
+    client = client_for(url, token)
     sample_list = None if samples is None else _json(samples)
     if sample_list is not None and not isinstance(sample_list, list):
         _fail(f"{samples}: expected a JSON list of requests", EXIT_INVALID)
     version = _upload(client, program, catalog, sample_list)
     click.echo(f"version {version['number']}: {version['program']}, {version['rules']} rules, "
                f"{version['items']} items, {version['samples']} samples")
-    release = _served(lambda: client.publish(version["number"], group))
+    release = served(lambda: client.publish(version["number"], group))
     click.echo(f"release {release['number']}: {release['hash']} (groups: {_groups(release)})")
 
 
 @click.command()
-@_connection
+@connection_options
 def releases(url: str, token: str) -> None:
     """List the merchant's releases, newest first."""
-    client = _client(url, token)
-    answer = _served(client.releases)
+    client = client_for(url, token)
+    answer = served(client.releases)
     rows = [("number", "version", "hash", "groups", "rollback_of", "created_at")]
     for release in answer["releases"]:
         digest = release["hash"].partition(":")[2] or release["hash"]
@@ -132,11 +132,11 @@ def releases(url: str, token: str) -> None:
 @click.command()
 @click.argument("number", type=click.IntRange(min=1))
 @click.option("--group", help="Roll back this group of PoPs only (default: every PoP).")
-@_connection
+@connection_options
 def rollback(number: int, group: str | None, url: str, token: str) -> None:
     """Run release NUMBER's content again, as a new release."""
-    client = _client(url, token)
-    release = _served(lambda: client.rollback(number, group))
+    client = client_for(url, token)
+    release = served(lambda: client.rollback(number, group))
     click.echo(f"release {release['number']}: {release['hash']} (rollback of release "
                f"{release['rollback_of']}; groups: {_groups(release)})")
 
@@ -150,7 +150,7 @@ def rollback(number: int, group: str | None, url: str, token: str) -> None:
                    "per rule, instead of its quotes.")
 @click.option("--group", help="With --against: the release this group of PoPs runs "
                               "(default: every PoP).")
-@_connection
+@connection_options
 def simulate(program: str, catalog: str, requests: tuple[str, ...], against: str | None,
              group: str | None, url: str, token: str) -> None:
     """Quote REQUEST files with PROGRAM and CATALOG on the server, without publishing.
@@ -160,14 +160,14 @@ def simulate(program: str, catalog: str, requests: tuple[str, ...], against: str
     """
     if group is not None and against is None:
         raise click.UsageError("--group goes with --against live")
-    client = _client(url, token)
+    client = client_for(url, token)
     bodies = [_json(path) for path in requests]
     version = _upload(client, program, catalog)
     if against is None:
-        answer = _served(lambda: client.simulate(version["number"], bodies))
+        answer = served(lambda: client.simulate(version["number"], bodies))
         click.echo(json.dumps(answer, ensure_ascii=False, indent=1))
         return
-    answer = _served(lambda: client.diff(version["number"], bodies, group))
+    answer = served(lambda: client.diff(version["number"], bodies, group))
     live = answer.get("against")
     click.echo(f"version {version['number']} against "
                + ("nothing live" if live is None else

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from control_plane.client import Client, ClientError
-from control_plane.client_cli import _client, _connection, _served
+from control_plane.client_cli import client_for, connection_options, served
 
 
 def pop_id(client: Client, pop: str) -> int:
@@ -53,13 +53,13 @@ def render(answer: dict[str, Any]) -> list[str]:
 @click.option("--issued", type=click.IntRange(min=0),
               help="The PoP's own count of receipts issued (its status page), so that its "
                    "last receipts, if missing, are named too.")
-@_connection
+@connection_options
 def reconcile(pop: str, issued: int | None, url: str, token: str) -> None:
     """Reconcile POP (its name or id): receipts issued vs received, booked, flagged, held,
     and every gap in its chain."""
-    client = _client(url, token)
-    number = _served(lambda: pop_id(client, pop))
+    client = client_for(url, token)
+    number = served(lambda: pop_id(client, pop))
     query = "" if issued is None else f"?issued={issued}"
-    answer = _served(lambda: client.call("GET", f"/v1/pops/{number}/reconciliation{query}"))
+    answer = served(lambda: client.call("GET", f"/v1/pops/{number}/reconciliation{query}"))
     for line in render(answer):
         click.echo(line)
