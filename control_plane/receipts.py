@@ -301,7 +301,7 @@ def _required(fields: dict[str, Any], name: str) -> Any:
 
 _CACHE_SIZE = 4  # releases kept loaded: a merchant's PoPs run one or two at a time
 _cache: OrderedDict[tuple[int, int, str], RuleRelease] = OrderedDict()
-_snapshots: OrderedDict[tuple[int, int], tuple[str, dict[str, list[str]]]] = OrderedDict()
+_snapshots: OrderedDict[str, tuple[str, dict[str, list[str]]]] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
@@ -333,18 +333,22 @@ def _issued(session: Session, merchant_id: int, version: int | None,
     None when no such snapshot was ever published."""
     if version is None:
         return {}
-    key = (merchant_id, version)
+    # Cached by the snapshot's digest, not its number: what a number names is up to the
+    # database, and the cache outlives any one database (a test's, or a restored backup).
+    digest = session.scalar(select(RedemptionSnapshot.digest).where(
+        RedemptionSnapshot.merchant_id == merchant_id, RedemptionSnapshot.version == version))
+    if digest is None:
+        return None
     with _cache_lock:
-        known = _snapshots.get(key)
+        known = _snapshots.get(digest)
     if known is None:
         body = session.scalar(select(RedemptionSnapshot.body).where(
             RedemptionSnapshot.merchant_id == merchant_id, RedemptionSnapshot.version == version))
-        if body is None:
-            return None
+        assert body is not None
         document = json.loads(body)
         known = (document["program"], document["issued"])
         with _cache_lock:
-            _snapshots[key] = known
+            _snapshots[digest] = known
             while len(_snapshots) > 4 * _CACHE_SIZE:
                 _snapshots.popitem(last=False)
     # A PoP refuses a snapshot of another program than its release's: it knew none.
