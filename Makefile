@@ -9,12 +9,12 @@ EDGE   := .edge/.installed
 DEMO   := examples/corner-market
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast lint bench clean
+.PHONY: demo test test-fast lint bench sweep loadtest clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench,loadtest]'
 	@touch $(STAMP)
 
 ## The Cloudflare Worker's toolchain (Pyodide, wrangler, the vendored wheels) under .edge/,
@@ -39,7 +39,7 @@ test-fast: $(STAMP) $(EDGE)
 	$(BIN)/pytest -n auto -m 'not slow' $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check poprules wasm_build edge_worker control_plane tests bench
+	$(BIN)/ruff check poprules wasm_build edge_worker control_plane loadtests tests bench scripts
 	$(BIN)/mypy
 
 clean:
@@ -49,3 +49,17 @@ clean:
 ## datalogic-py on the same carts, plus build and load times (docs/performance.md).
 bench: $(STAMP) $(EDGE)
 	$(BIN)/python -m bench.quote
+
+## Issue 8's rate sweep: p50/p99 of a local PoP's POST /v1/quote against the offered rate
+## (open loop), drawn to docs/img/pop-rate-sweep.png (docs/performance.md).
+sweep: $(STAMP) $(EDGE)
+	$(BIN)/python -m bench.sweep
+
+## Issue 8's SRE latency suite (docs/loadtests.md): a control plane and a PoP started on
+## loopback, a 100-rule program published, locust headless, the SLO verdict table; exits
+## non-zero when an objective is missed. PROFILE=steady|soak|spike|smoke; LOADTEST_ARGS for
+## more (--rate, --duration, --processes); POPRULES_LOADTEST_POP/_CP/_TOKEN for other hosts.
+PROFILE ?= steady
+LOADTEST_ARGS ?=
+loadtest: $(STAMP)
+	$(BIN)/python -m loadtests.run --profile $(PROFILE) $(LOADTEST_ARGS)

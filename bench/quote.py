@@ -4,8 +4,9 @@ One run, the same 50 carts of 20 lines for every engine, against a generated pro
 rules that mixes every feature of the language:
 
 1. µs per cart end to end (request dict in → quote dict out, in this process) for the compiled
-   module, the reference evaluator and datalogic-py on the rules JSONLogic can express
-   (`bench/jsonlogic.py` says which), and the ratios between them;
+   module, the reference evaluator, and datalogic-py and zen-engine on the rules JSONLogic
+   and a JDM graph can express (`bench/jsonlogic.py`, `bench/zen.py` say which), and the
+   ratios between them;
 2. µs inside the module: the engine call alone, on input words encoded beforehand, and the
    host's steps around it (reading the request, encoding it, decoding the answer);
 3. the time to load and check, and to build, a program of 100 and of 1,000 rules, and to load
@@ -44,6 +45,8 @@ import datalogic_py
 
 from bench.jsonlogic import DatalogicQuoter, check_conditions
 from bench.publish import publish_timings
+from bench.zen import ZenQuoter
+from bench.zen import check_conditions as check_zen_conditions
 from edge_worker.core.codec import Encoded, decode, encode
 from edge_worker.core.engine import Engine, Runner
 from edge_worker.core.release import Release
@@ -248,6 +251,7 @@ def machine() -> list[tuple[str, str]]:
         ("python", f"{platform.python_implementation()} {platform.python_version()}"),
         ("wasmtime", importlib.metadata.version("wasmtime")),
         ("datalogic-py", datalogic_py.__version__),
+        ("zen-engine", importlib.metadata.version("zen-engine")),
         ("command", " ".join(sys.orig_argv)),
     ]
 
@@ -302,11 +306,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(_row("wasm module", results.wasm))
     print(_row("python reference", results.python))
     print(_row(f"datalogic-py ({n} rules)", results.datalogic))
+    print(_row(f"zen-engine ({results.zen_translated} rules)", results.zen))
     print(_row(f"wasm module (the same {n} rules)", results.wasm_subset))
+    zen_subset = results.wasm_subset if results.zen_translated == n else "other rules"
     for name, slow, fast in (("python reference / wasm module", results.python, results.wasm),
                              ("datalogic-py / wasm module", results.datalogic, results.wasm),
                              (f"datalogic-py / wasm module, both on the {n} rules",
-                              results.datalogic, results.wasm_subset)):
+                              results.datalogic, results.wasm_subset),
+                             ("zen-engine / wasm module", results.zen, results.wasm),
+                             (f"zen-engine / wasm module, both on the {n} rules",
+                              results.zen, zen_subset),
+                             ("zen-engine / datalogic-py", results.zen, results.datalogic)):
         if isinstance(slow, Timing) and isinstance(fast, Timing):
             print(f"  ratio {name}: {slow.median_us / fast.median_us:,.1f}×")
     print("\n2. inside the module, and the host's steps around it")
@@ -339,6 +349,8 @@ class EndToEnd:
     datalogic: Timing | str
     wasm_subset: Timing | str  # the module on only the rules datalogic runs
     translated: int
+    zen: Timing | str
+    zen_translated: int  # the same rules as datalogic's unless a string literal stops ZEN
     release: Release | None
 
 
@@ -362,13 +374,38 @@ def end_to_end(program: Program, carts: list[dict[str, Any]],
         print(f"WARNING: {wrong:,} translated conditions disagree; the datalogic timing is of "
               "a wrong translation")
     datalogic = time_per_cart(lambda cart: quoter.quote(read(cart)), carts)
+    zen, zen_translated = time_zen(program, quoter, carts, read)
 
     # The same rules, in file order, as a program of their own: how much of the module's
     # lead comes from running every rule rather than the subset JSONLogic can say.
     only = dataclasses.replace(program, rules=tuple(sorted(subset, key=lambda r: r.index)))
     subset_release = checked_release(only, carts, read, cache_dir, "translated rules only")
     return EndToEnd(wasm, python, datalogic, time_release(subset_release, carts), len(subset),
-                    None if isinstance(release, str) else release)
+                    zen, zen_translated, None if isinstance(release, str) else release)
+
+
+def time_zen(program: Program, host: DatalogicQuoter, carts: list[dict[str, Any]],
+             read: Callable[[dict[str, Any]], Request]) -> tuple[Timing | str, int]:
+    """zen-engine on its translation (`bench/zen.py`), checked like datalogic's; or why it is
+    unavailable."""
+    try:
+        quoter = ZenQuoter(program, host)
+        checks, wrong = check_zen_conditions(quoter, [read(cart) for cart in carts])
+    except Exception as error:  # noqa: BLE001 - an engine that cannot run is reported
+        print(f"zen: unavailable ({_reason(error)})")
+        return f"unavailable ({_reason(error)})", 0
+    translation = quoter.translation
+    translated = len(translation.phase1) + len(translation.phase2)
+    skipped = ", ".join(f"{n} {reason}" for reason, n in translation.skipped.items())
+    print(f"zen: {translated} of {len(program.rules)} rules translated to a JDM graph; "
+          f"skipped: {skipped}")
+    print(f"check: zen's conditions agree with the reference evaluator on "
+          f"{checks - wrong:,} of {checks:,} rule gates and line tests")
+    if wrong:
+        print(f"WARNING: {wrong:,} zen conditions disagree; its timing is of a wrong translation")
+    same = sum(quoter.quote(read(cart)) == host.quote(read(cart)) for cart in carts)
+    print(f"check: zen's figures equal datalogic's on {same} of {len(carts)} carts")
+    return time_per_cart(lambda cart: quoter.quote(read(cart)), carts), translated
 
 
 def inside_module(release: Release | None,

@@ -95,15 +95,32 @@ def quote_id(release_hash: str, request: Mapping[str, Any], customer: str | None
     return hashlib.sha256(QUOTE_ID_CONTEXT + receipt.encode(named)).hexdigest()
 
 
+def _unsigned(evaluation: Evaluation, release: Release, number: int,
+              pop_id: int) -> dict[str, Any]:
+    """The quote, the release (with its number), the quote id, the PoP and the time it used:
+    what the PoP's signature covers."""
+    return {**evaluation.quote,
+            "release": {"program": release.program, "hash": release.hash, "number": number},
+            "quote_id": evaluation.quote_id, "pop": pop_id, "at": format_utc(evaluation.at)}
+
+
 def signed_quote(evaluation: Evaluation, release: Release, number: int, pop_id: int,
                  signer: Signer) -> dict[str, Any]:
-    """The answer to POST /v1/quote: the quote, the release (with its number), the quote id,
-    the PoP, the time it used, and the PoP's signature over all of that."""
-    answer = {**evaluation.quote,
-              "release": {"program": release.program, "hash": release.hash, "number": number},
-              "quote_id": evaluation.quote_id, "pop": pop_id, "at": format_utc(evaluation.at)}
+    """The answer to POST /v1/quote, as an object to put in a larger answer (checkout's)."""
+    answer = _unsigned(evaluation, release, number, pop_id)
     answer["signature"] = signer(QUOTE_CONTEXT + receipt.encode(answer)).hex()
     return answer
+
+
+def signed_quote_json(evaluation: Evaluation, release: Release, number: int, pop_id: int,
+                      signer: Signer) -> bytes:
+    """The answer to POST /v1/quote, encoded: the canonical bytes the signature covers, with
+    `signature` added as the last key. Encoding the answer is a quote's largest cost after the
+    rule module (issue 8's profile, docs/performance.md), so it is encoded once, not once to
+    sign and again to answer; the answer need not be canonical, only JSON with these keys."""
+    canonical = receipt.encode(_unsigned(evaluation, release, number, pop_id))
+    signature = signer(QUOTE_CONTEXT + canonical).hex().encode("ascii")
+    return canonical[:-1] + b',"signature":"' + signature + b'"}'
 
 
 def new_claim_secret(random: Callable[[int], bytes]) -> str:

@@ -45,6 +45,7 @@ CUSTOMER_HEADER = "X-Poprules-Customer"
 ALLOWED_HEADERS = f"Content-Type, {CUSTOMER_HEADER}"
 CORS = [("Access-Control-Allow-Origin", "*"), ("Access-Control-Allow-Headers", ALLOWED_HEADERS)]
 JSON_TYPE = "application/json"
+JSON_HEADERS = (("Content-Type", JSON_TYPE), ("Cache-Control", "no-store"))
 # Set by the PoP alone (docs/pop_api.md): a body holding one is refused, not overridden, so a
 # client that thinks it chooses them learns that it does not.
 POP_FIELDS = {
@@ -275,7 +276,9 @@ class PopApp:
         live = self._live()
         fields = self._request_fields(request)
         token = self._customer(request, fields, live)
-        return _json(200, self._signed(live, self._evaluate(live, fields, token)))
+        body = checkout.signed_quote_json(self._evaluate(live, fields, token), live.release,
+                                          live.number, self.pop_id, self._signer)
+        return HttpResponse(200, list(JSON_HEADERS), body)
 
     def _validate(self, request: HttpRequest) -> HttpResponse:
         live = self._live()
@@ -397,8 +400,7 @@ class PopApp:
 
 def _json(status: int, value: Any) -> HttpResponse:
     body = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    return HttpResponse(status, [("Content-Type", JSON_TYPE), ("Cache-Control", "no-store")],
-                        body)
+    return HttpResponse(status, list(JSON_HEADERS), body)
 
 
 def _error(status: int, field: str | None, message: str,

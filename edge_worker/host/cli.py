@@ -132,7 +132,10 @@ def pin_keys(state_dir: str) -> None:
               help="Seconds between polls for a new release and redemption snapshot.")
 @click.option("--threads", type=click.IntRange(min=1), default=8, show_default=True,
               help="Request threads of the one worker process.")
-def serve(state_dir: str, bind: str, poll: float, threads: int) -> None:
+@click.option("--access-log", is_flag=True,
+              help="Log a line per request on stdout (about 100 µs of CPU each; off by "
+              "default: /metrics counts and times every request).")
+def serve(state_dir: str, bind: str, poll: float, threads: int, access_log: bool) -> None:
     """Serve the PoP with gunicorn (one worker process; the receipt chain has one writer).
 
     It starts on its last good release when the control plane is unreachable, polls for new
@@ -147,7 +150,7 @@ def serve(state_dir: str, bind: str, poll: float, threads: int) -> None:
     _checked(state.secret)
     _checked(state.keyring)
     sys.stdout.flush()
-    run(state.path, bind=bind, poll=poll, threads=threads)
+    run(state.path, bind=bind, poll=poll, threads=threads, access_log=access_log)
 
 
 @pop_group.command()

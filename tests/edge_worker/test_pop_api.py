@@ -164,6 +164,17 @@ def test_a_quote_is_the_releases_answer_at_the_pops_time_signed(pop: Pop,
     assert not verifies(QUOTE_CONTEXT + receipt.encode(answer), signature)
 
 
+def test_the_quote_body_is_the_signed_bytes_with_the_signature_last(pop: Pop) -> None:
+    """One encoding serves the signature and the answer: the body is the canonical answer,
+    with `signature` added as its last key, so a client may check it without re-encoding."""
+    body = pop.call("POST", "/v1/quote", ORDER).body
+    answer = json.loads(body)
+    signature = answer.pop("signature")
+    canonical = receipt.encode(answer)
+    assert body == canonical[:-1] + b',"signature":"' + signature.encode() + b'"}'
+    assert verifies(QUOTE_CONTEXT + canonical, signature)
+
+
 def test_the_quote_id_names_the_cart_the_time_and_the_shopper(pop: Pop) -> None:
     first = pop.post("/v1/quote", ORDER)[1]["quote_id"]
     assert re.fullmatch(r"[0-9a-f]{64}", first)

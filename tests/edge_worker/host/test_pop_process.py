@@ -132,7 +132,8 @@ def test_a_pop_serves_its_persisted_release_with_the_control_plane_gone(
 
     def serve() -> subprocess.Popen[bytes]:
         server = processes.start("pop", "serve", "--state", str(state), "--bind",
-                                 f"127.0.0.1:{pop_port}", "--poll", "0.5", env=base_env)
+                                 f"127.0.0.1:{pop_port}", "--poll", "0.5", "--access-log",
+                                 env=base_env)
         assert wait_for(f"{pop}/healthz", server) == {"status": "ok",
                                                       "release": published["number"]}
         return server
@@ -181,3 +182,4 @@ def test_a_pop_serves_its_persisted_release_with_the_control_plane_gone(
 
     output = processes.stop(server)  # SIGTERM: a clean stop
     assert "Worker exiting" in output and "Shutting down: Master" in output, output
+    assert '"POST /v1/quote HTTP/1.1" 200' in output  # --access-log: a line per request
