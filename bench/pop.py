@@ -26,16 +26,12 @@ import hashlib
 import json
 import os
 import random
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -44,6 +40,7 @@ from bench.quote import ITEMS, RULES, Timing, _row, _summary, make_carts
 from edge_worker.core import checkout
 from edge_worker.core.release import Release
 from edge_worker.host.state import Identity, State
+from loadtests.stack import call, free_port, run, server, wait
 from poprules import api, receipt
 from wasm_build.random_program import GeneratedProgram, generate_program
 
@@ -59,7 +56,6 @@ RECEIPTS = 500
 BATCH = 100
 QUOTE_POP, INGEST_POP = "lisbon-1", "berlin-2"  # names the generated programs' rules know
 START_TIMEOUT_S = 60.0
-STOP_TIMEOUT_S = 20.0
 
 
 class BenchError(RuntimeError):
@@ -88,24 +84,24 @@ def _measure(root: Path, generated: GeneratedProgram, carts: list[dict[str, Any]
            if k != "DATABASE_URL" and not k.startswith("POPRULES_")}
     cp_env = {**env, "DATABASE_URL": f"sqlite:///{root / 'cp.db'}",
               "POPRULES_KEY_DIR": str(root / "keys")}
-    booted = _run([POPRULES, "cp", "bootstrap", "--merchant", "bench"], cp_env)
+    booted = run([POPRULES, "cp", "bootstrap", "--merchant", "bench"], cp_env)
     token = booted.strip().splitlines()[-1]
-    cp_port, pop_port = _free_port(), _free_port()
+    cp_port, pop_port = free_port(), free_port()
     plane, pop = f"http://127.0.0.1:{cp_port}", f"http://127.0.0.1:{pop_port}"
     with ExitStack() as running:
-        control = running.enter_context(_server(
+        control = running.enter_context(server(
             [POPRULES, "cp", "serve", "--bind", f"127.0.0.1:{cp_port}", "--workers",
              str(CP_WORKERS)], cp_env, root / "cp.log"))
-        _wait("the control plane", lambda: _call("GET", f"{plane}/healthz"), control)
-        merchant = _call("GET", f"{plane}/v1/whoami", token=token)["merchant_id"]
+        wait("the control plane", lambda: call("GET", f"{plane}/healthz"), control)
+        merchant = call("GET", f"{plane}/v1/whoami", token=token)["merchant_id"]
         base = f"{plane}/v1/merchants/{merchant}"
-        version = _call("POST", f"{base}/versions", {"program": generated.program_yaml,
+        version = call("POST", f"{base}/versions", {"program": generated.program_yaml,
                                                      "catalog": generated.catalog_json}, token)
-        release = _call("POST", f"{base}/releases", {"version": version["number"]}, token)
+        release = call("POST", f"{base}/releases", {"version": version["number"]}, token)
         states = {name: _enroll(plane, base, token, name, root / name, env)
                   for name in (INGEST_POP, QUOTE_POP)}
 
-        bundle = _call("GET", f"{base}/releases/{release['number']}/bundle", token=token,
+        bundle = call("GET", f"{base}/releases/{release['number']}/bundle", token=token,
                        raw=True)
         rules = api.load_release(bundle)
         if rules.hash != release["hash"]:
@@ -113,14 +109,14 @@ def _measure(root: Path, generated: GeneratedProgram, carts: list[dict[str, Any]
         ingestion = _ingest(plane, states[INGEST_POP], rules, release["number"], carts)
 
         offset = generated.vocabulary.anchor - int(time.time())
-        server = running.enter_context(_server(
+        pop_server = running.enter_context(server(
             [POPRULES, "pop", "serve", "--state", str(states[QUOTE_POP].path), "--bind",
              f"127.0.0.1:{pop_port}", "--threads", str(POP_THREADS)],
             {**env, "POPRULES_POP_CLOCK_OFFSET": str(offset)}, root / "pop.log"))
-        _wait("the PoP's release", lambda: _call("GET", f"{pop}/healthz").get("release")
-              == release["number"], server)
+        wait("the PoP's release", lambda: call("GET", f"{pop}/healthz").get("release")
+              == release["number"], pop_server)
         bodies = [{k: v for k, v in cart.items() if k not in REFUSED} for cart in carts]
-        _call("POST", f"{pop}/v1/quote", bodies[0])  # refused carts fail here, not as load
+        call("POST", f"{pop}/v1/quote", bodies[0])  # refused carts fail here, not as load
         load = _load(pop, bodies, root / "carts.json")
     return _report(load, ingestion)
 
@@ -151,7 +147,7 @@ def _ingest(plane: str, state: State, rules: Release, number: int,
     reasons: list[str] = []
     for start in range(0, len(signed), BATCH):
         began = time.perf_counter()
-        answer = _call("POST", f"{plane}/v1/receipts",
+        answer = call("POST", f"{plane}/v1/receipts",
                        {"receipts": signed[start:start + BATCH]}, secret)
         seconds.append(time.perf_counter() - began)
         for result in answer["results"]:
@@ -236,74 +232,11 @@ def _report(load: dict[str, Any], ingestion: dict[str, Any]) -> list[str]:
 # --- processes and HTTP ---------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _run(args: list[str], env: dict[str, str]) -> str:
-    done = subprocess.run(args, env=env, capture_output=True, text=True, check=False,
-                          timeout=START_TIMEOUT_S)
-    if done.returncode != 0:
-        raise BenchError(f"{' '.join(args[1:4])}: {done.stderr.strip()[-300:]}")
-    return done.stdout
-
-
-@contextmanager
-def _server(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """A server for the block's length, in its own process group: SIGTERM (gunicorn's clean
-    stop), then SIGKILL to the whole group (master and workers) if it does not stop in time."""
-    with log.open("wb") as out:
-        child = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                 start_new_session=True)
-    try:
-        yield child
-    finally:
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-            try:
-                child.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                os.killpg(child.pid, signal.SIGKILL)
-                child.wait()
-
-
-def _wait(what: str, check: Callable[[], Any], child: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if child.poll() is not None:
-            raise BenchError(f"{what}: the process exited ({child.returncode})")
-        try:
-            if check():
-                return
-        except (OSError, BenchError):
-            pass
-        time.sleep(0.1)
-    raise BenchError(f"gave up waiting for {what}")
-
-
 def _enroll(plane: str, base: str, token: str, name: str, directory: Path,
             env: dict[str, str]) -> State:
-    enrollment = _call("POST", f"{base}/enrollment-tokens", {"pop": name}, token)
-    _run([POPRULES, "pop", "enroll", "--control-plane", plane, "--token", enrollment["token"],
+    enrollment = call("POST", f"{base}/enrollment-tokens", {"pop": name}, token)
+    run([POPRULES, "pop", "enroll", "--control-plane", plane, "--token", enrollment["token"],
           "--state", str(directory)], env)
     return State(directory)
 
 
-def _call(method: str, url: str, body: Any = None, token: str | None = None, *,
-          raw: bool = False) -> Any:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method)
-    request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            content = response.read()
-    except urllib.error.HTTPError as error:
-        with error:
-            raise BenchError(f"{method} {url}: {error.code} "
-                             f"{error.read().decode(errors='replace')[:300]}") from None
-    return content if raw else json.loads(content or b"null")

@@ -39,11 +39,11 @@ from pathlib import Path
 
 from nacl.signing import SigningKey
 
-from bench import pop as stack
-from bench.pop import REFUSED
+from bench.pop import REFUSED, ROOT, START_TIMEOUT_S, _enroll
 from bench.quote import DEFAULT_SEED, ITEMS, RULES, make_carts, write_program
 from edge_worker.core.pop import HttpRequest, Live, PopApp
 from edge_worker.core.release import Release
+from loadtests import stack
 from poprules import api
 from wasm_build.random_program import generate_program
 
@@ -162,30 +162,30 @@ def loopback(seed: int, *, rate: float, pop_threads: int, load_threads: int,
                if k != "DATABASE_URL" and not k.startswith("POPRULES_")}
         cp_env = {**env, "DATABASE_URL": f"sqlite:///{root / 'cp.db'}",
                   "POPRULES_KEY_DIR": str(root / "keys")}
-        token = stack._run([stack.POPRULES, "cp", "bootstrap", "--merchant", "bench"],
+        token = stack.run([stack.POPRULES, "cp", "bootstrap", "--merchant", "bench"],
                            cp_env).strip().splitlines()[-1]
-        cp_port, pop_port = stack._free_port(), stack._free_port()
+        cp_port, pop_port = stack.free_port(), stack.free_port()
         plane, pop = f"http://127.0.0.1:{cp_port}", f"http://127.0.0.1:{pop_port}"
-        with stack._server([stack.POPRULES, "cp", "serve", "--bind", f"127.0.0.1:{cp_port}"],
+        with stack.server([stack.POPRULES, "cp", "serve", "--bind", f"127.0.0.1:{cp_port}"],
                            cp_env, root / "cp.log") as control:
-            stack._wait("the control plane", lambda: stack._call("GET", f"{plane}/healthz"),
+            stack.wait("the control plane", lambda: stack.call("GET", f"{plane}/healthz"),
                         control)
-            merchant = stack._call("GET", f"{plane}/v1/whoami", token=token)["merchant_id"]
+            merchant = stack.call("GET", f"{plane}/v1/whoami", token=token)["merchant_id"]
             base = f"{plane}/v1/merchants/{merchant}"
-            version = stack._call("POST", f"{base}/versions", {
+            version = stack.call("POST", f"{base}/versions", {
                 "program": generated.program_yaml, "catalog": generated.catalog_json}, token)
-            release = stack._call("POST", f"{base}/releases", {"version": version["number"]},
+            release = stack.call("POST", f"{base}/releases", {"version": version["number"]},
                                   token)
-            state = stack._enroll(plane, base, token, POP_NAME, root / POP_NAME, env)
+            state = _enroll(plane, base, token, POP_NAME, root / POP_NAME, env)
             offset = generated.vocabulary.anchor - int(time.time())
-            with stack._server(
+            with stack.server(
                     [stack.POPRULES, "pop", "serve", "--state", str(state.path), "--bind",
                      f"127.0.0.1:{pop_port}", "--threads", str(pop_threads)],
                     {**env, "POPRULES_POP_CLOCK_OFFSET": str(offset)},
                     root / "pop.log") as server:
-                stack._wait("the PoP's release", lambda: stack._call(
+                stack.wait("the PoP's release", lambda: stack.call(
                     "GET", f"{pop}/healthz").get("release") == release["number"], server)
-                stack._call("POST", f"{pop}/v1/quote", bodies[0])
+                stack.call("POST", f"{pop}/v1/quote", bodies[0])
                 carts = root / "carts.json"
                 carts.write_text(json.dumps(bodies), encoding="utf-8")
                 cpu = _cpu_seconds(server.pid)
@@ -193,8 +193,8 @@ def loopback(seed: int, *, rate: float, pop_threads: int, load_threads: int,
                     [sys.executable, "-m", "bench.loadgen", "--url", pop, "--carts",
                      str(carts), "--threads", str(load_threads), "--duration", str(duration),
                      "--warmup", str(warmup), "--rate", str(rate)],
-                    cwd=stack.ROOT, capture_output=True, text=True, check=True,
-                    timeout=duration + warmup + stack.START_TIMEOUT_S)
+                    cwd=ROOT, capture_output=True, text=True, check=True,
+                    timeout=duration + warmup + START_TIMEOUT_S)
                 cpu = _cpu_seconds(server.pid) - cpu
     result = json.loads(done.stdout)
     # The PoP's processes' CPU over warm-up and load, per request sent: what a quote costs

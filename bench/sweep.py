@@ -42,14 +42,10 @@ from bench.pop import (
     ROOT,
     START_TIMEOUT_S,
     BenchError,
-    _call,
     _enroll,
-    _free_port,
-    _run,
-    _server,
-    _wait,
 )
 from bench.quote import DEFAULT_SEED, ITEMS, RULES, machine, make_carts
+from loadtests.stack import call, free_port, run, server, wait
 from wasm_build.random_program import GeneratedProgram, generate_program
 
 RATES = (100, 250, 500, 750, 1000, 1500, 2000)  # offered quotes per second
@@ -71,28 +67,28 @@ def quoting_pop(root: Path, generated: GeneratedProgram) -> Iterator[str]:
            if k != "DATABASE_URL" and not k.startswith("POPRULES_")}
     cp_env = {**env, "DATABASE_URL": f"sqlite:///{root / 'cp.db'}",
               "POPRULES_KEY_DIR": str(root / "keys")}
-    token = _run([POPRULES, "cp", "bootstrap", "--merchant", "sweep"],
+    token = run([POPRULES, "cp", "bootstrap", "--merchant", "sweep"],
                  cp_env).strip().splitlines()[-1]
-    cp_port, pop_port = _free_port(), _free_port()
+    cp_port, pop_port = free_port(), free_port()
     plane, pop = f"http://127.0.0.1:{cp_port}", f"http://127.0.0.1:{pop_port}"
     with ExitStack() as running:
-        control = running.enter_context(_server(
+        control = running.enter_context(server(
             [POPRULES, "cp", "serve", "--bind", f"127.0.0.1:{cp_port}", "--workers",
              str(CP_WORKERS)], cp_env, root / "cp.log"))
-        _wait("the control plane", lambda: _call("GET", f"{plane}/healthz"), control)
-        merchant = _call("GET", f"{plane}/v1/whoami", token=token)["merchant_id"]
+        wait("the control plane", lambda: call("GET", f"{plane}/healthz"), control)
+        merchant = call("GET", f"{plane}/v1/whoami", token=token)["merchant_id"]
         base = f"{plane}/v1/merchants/{merchant}"
-        version = _call("POST", f"{base}/versions", {"program": generated.program_yaml,
+        version = call("POST", f"{base}/versions", {"program": generated.program_yaml,
                                                      "catalog": generated.catalog_json}, token)
-        release = _call("POST", f"{base}/releases", {"version": version["number"]}, token)
+        release = call("POST", f"{base}/releases", {"version": version["number"]}, token)
         state = _enroll(plane, base, token, QUOTE_POP, root / QUOTE_POP, env)
         offset = generated.vocabulary.anchor - int(time.time())
-        server = running.enter_context(_server(
+        pop_server = running.enter_context(server(
             [POPRULES, "pop", "serve", "--state", str(state.path), "--bind",
              f"127.0.0.1:{pop_port}", "--threads", str(POP_THREADS)],
             {**env, "POPRULES_POP_CLOCK_OFFSET": str(offset)}, root / "pop.log"))
-        _wait("the PoP's release", lambda: _call("GET", f"{pop}/healthz").get("release")
-              == release["number"], server)
+        wait("the PoP's release", lambda: call("GET", f"{pop}/healthz").get("release")
+              == release["number"], pop_server)
         yield pop
 
 
@@ -122,7 +118,7 @@ def sweep(seed: int, rates: Sequence[float], seconds: float) -> list[dict[str, A
         carts_file.write_text(json.dumps(bodies), encoding="utf-8")
         try:
             with quoting_pop(root, generated) as pop:
-                _call("POST", f"{pop}/v1/quote", bodies[0])  # a refused cart fails here
+                call("POST", f"{pop}/v1/quote", bodies[0])  # a refused cart fails here
                 for rate in rates:
                     load = os.getloadavg()[0]
                     result = step(pop, carts_file, rate, seconds)

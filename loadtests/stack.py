@@ -57,7 +57,8 @@ class Target:
 
 
 def call(method: str, url: str, body: Any = None, token: str | None = None, *,
-         timeout: float = 60.0) -> Any:
+         timeout: float = 60.0, raw: bool = False) -> Any:
+    """The JSON answer (the bytes with `raw`); an error status is a StackError naming it."""
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, method=method)
     request.add_header("Content-Type", "application/json")
@@ -65,11 +66,12 @@ def call(method: str, url: str, body: Any = None, token: str | None = None, *,
         request.add_header("Authorization", f"Bearer {token}")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            return json.loads(response.read() or b"null")
+            content = response.read()
     except urllib.error.HTTPError as error:
         with error:
             detail = error.read().decode(errors="replace")[:300]
         raise StackError(f"{method} {url}: {error.code} {detail}") from None
+    return content if raw else json.loads(content or b"null")
 
 
 def workload(target: Target, *, shoppers: int = SHOPPERS) -> Workload:
@@ -119,7 +121,7 @@ def local_stack(logs: Path) -> Iterator[Target]:
         root = Path(scratch)
         cp_env = {**env, "DATABASE_URL": f"sqlite:///{root / 'cp.db'}",
                   "POPRULES_KEY_DIR": str(root / "keys")}
-        token = _run([POPRULES, "cp", "bootstrap", "--merchant", "loadtest"],
+        token = run([POPRULES, "cp", "bootstrap", "--merchant", "loadtest"],
                      cp_env).strip().splitlines()[-1]
         cp_port, pop_port = free_port(), free_port()
         cp, pop = f"http://127.0.0.1:{cp_port}", f"http://127.0.0.1:{pop_port}"
@@ -134,7 +136,7 @@ def local_stack(logs: Path) -> Iterator[Target]:
         release = call("POST", f"{base}/releases", {"version": version["number"]}, token)
         enrollment = call("POST", f"{base}/enrollment-tokens", {"pop": POP_NAME}, token)
         state = root / "pop"
-        _run([POPRULES, "pop", "enroll", "--control-plane", cp, "--token",
+        run([POPRULES, "pop", "enroll", "--control-plane", cp, "--token",
               enrollment["token"], "--state", str(state)], env)
         offset = generated.vocabulary.anchor - int(time.time())
         child = running.enter_context(server(
@@ -153,7 +155,7 @@ def free_port() -> int:
         return port
 
 
-def _run(args: list[str], env: dict[str, str]) -> str:
+def run(args: list[str], env: dict[str, str]) -> str:
     done = subprocess.run(args, env=env, capture_output=True, text=True, check=False,
                           timeout=START_TIMEOUT_S)
     if done.returncode != 0:
