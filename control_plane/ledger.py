@@ -105,8 +105,7 @@ def _post(session: Session, merchant_id: int, plan: Planned, receipt_id: int | N
     journal = Journal(merchant_id=merchant_id, kind=plan.kind, receipt_id=receipt_id,
                       created_at=at)
     session.add(journal)
-    session.flush()
-    session.add_all(Posting(journal_id=journal.id, merchant_id=merchant_id, account=leg.account,
+    session.add_all(Posting(journal=journal, merchant_id=merchant_id, account=leg.account,
                             amount=leg.amount, rule=leg.rule, toward=leg.toward,
                             vests_at=leg.vests_at, lapses_at=leg.lapses_at)
                     for leg in plan.legs)
@@ -405,6 +404,7 @@ def claim(session: Session, merchant_id: int, token: str, customer: str, device:
         Leg(target, group.amount, group.rule, None, group.vests_at, group.lapses_at))]
     journal = _post(session, merchant_id, Planned(CLAIM, legs), row.receipt_id, at) \
         if legs else None
+    session.flush()  # the journal's id, for the event
     booked = audit.record(session, audit.CLAIM_BOOKED, merchant_id=merchant_id,
                           actor_token_id=actor_token_id,
                           journal=None if journal is None else journal.id, **details)

@@ -3,8 +3,8 @@
 
 The transport secret says which PoP is calling; each receipt must also carry that PoP's own
 Ed25519 signature over its exact bytes, so what is booked is what the PoP signed, whoever
-carried it. A receipt is then judged on its own, in its own transaction, so one bad receipt
-never blocks the rest of a batch:
+carried it. A receipt is then judged on its own, so one bad receipt never blocks the rest of
+its batch (a batch is one transaction, committed once: `ingest`):
 
 - rejected (nothing stored): not a receipt, another PoP's or merchant's, a bad signature, or
   other content under an id already received (altered);
@@ -28,14 +28,13 @@ import json
 import re
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from control_plane import audit, coupons, ledger
@@ -94,8 +93,15 @@ class Uploader:
 
 @dataclass
 class _Batch:
+    """What one upload learns as it goes, in its one transaction."""
+
     now: datetime
     redeemed: bool = False  # some coupon was redeemed: the snapshot must be refreshed
+    stored: dict[str, Receipt] = field(default_factory=dict)  # by receipt id, once locked
+    gaps: set[int] = field(default_factory=set)  # seqs of the PoP's receipts held in a gap
+    waiting: set[str] = field(default_factory=set)  # reasons of refunds held for their sale
+    issued: dict[tuple[int | None, str], dict[str, list[str]] | None] = field(
+        default_factory=dict)  # _issued by snapshot and program
 
 
 @dataclass(frozen=True)
@@ -109,7 +115,11 @@ class _Item:
 def ingest(session: Session, pop: Pop, items: list[Any]) -> list[Result]:
     """The result of each item, in the order given; receipts are taken in seq order, so a
     batch that holds a receipt and the one before it books both whatever their order.
-    Commits as it goes (each receipt, then the redemption snapshot once)."""
+
+    The batch is one transaction, committed once at the end: a commit is a disk sync, and
+    one per receipt was most of what ingestion cost. What each receipt decides is still its
+    own (a bad receipt is a result, never a failed batch); only a fault of ours fails the
+    whole batch, and then nothing of it is written and the PoP sends it again."""
     uploader = Uploader(pop.id, pop.merchant_id, pop.public_key)
     batch = _Batch(ledger.now())
     results: list[Result | None] = [None] * len(items)
@@ -119,11 +129,27 @@ def ingest(session: Session, pop: Pop, items: list[Any]) -> list[Result]:
             readable.append(_read(index, item))
         except fmt.ReceiptError as exc:
             results[index] = Result(None, REJECTED, exc.message, exc.field)
-    for item in sorted(readable, key=lambda i: (i.fields["seq"], i.index)):
-        results[item.index] = _ingest_one(session, uploader, item, batch)
-    if batch.redeemed:
-        coupons.refresh_snapshot(session, uploader.merchant_id)
-        session.commit()
+    readable.sort(key=lambda i: (i.fields["seq"], i.index))
+    # Before the lock: the checks that decide nothing under a limit, and the costly part,
+    # a run of the rule module for each sale.
+    seen = _stored_many(session, uploader.merchant_id, [i.fields["id"] for i in readable])
+    admissible: list[tuple[_Item, str | None]] = []
+    for item in readable:
+        refused = _examine(session, uploader, item, seen)
+        if refused is not None:
+            results[item.index] = refused
+        elif item.fields["kind"] == "sale":
+            admissible.append((item, _verify_sale(session, uploader.merchant_id, item.fields,
+                                                  batch)))
+        else:
+            admissible.append((item, None))
+    if admissible:
+        _prepare(session, uploader, batch, [item.fields["id"] for item, _ in admissible])
+        for item, flag in admissible:
+            results[item.index] = _admit(session, uploader, item, flag, batch)
+        if batch.redeemed:
+            coupons.refresh_snapshot(session, uploader.merchant_id)
+    session.commit()
     return [result for result in results if result is not None]
 
 
@@ -145,20 +171,9 @@ def _read(index: int, item: Any) -> _Item:
     return _Item(index, data, signature, fmt.decode(data))
 
 
-def _ingest_one(session: Session, uploader: Uploader, item: _Item, batch: _Batch) -> Result:
-    try:
-        result = _admit(session, uploader, item, batch)
-        session.commit()
-    except IntegrityError:
-        # The same receipt was stored by a concurrent upload between the look and the insert:
-        # look again, and it is a duplicate.
-        session.rollback()
-        result = _admit(session, uploader, item, batch)
-        session.commit()
-    return result
-
-
-def _admit(session: Session, uploader: Uploader, item: _Item, batch: _Batch) -> Result:
+def _examine(session: Session, uploader: Uploader, item: _Item,
+             seen: dict[str, Receipt]) -> Result | None:
+    """The answer for a receipt that is refused or was received before, else None."""
     fields, merchant_id = item.fields, uploader.merchant_id
     rid = fields["id"]
     if fields["merchant"] != merchant_id:
@@ -172,19 +187,39 @@ def _admit(session: Session, uploader: Uploader, item: _Item, batch: _Batch) -> 
                reason="a bad signature: forged or altered in transit; not stored")
         return Result(rid, REJECTED, "not signed by this PoP's enrolled key (forged or altered)",
                       "signature")
-    digest = fmt.digest(item.body)
-    stored = _stored(session, merchant_id, rid)
-    if stored is not None:
-        return _replay(session, uploader, fields, stored, digest)
+    if rid in seen:
+        return _replay(session, uploader, fields, seen[rid], fmt.digest(item.body))
     try:
         (_check_sale if fields["kind"] == "sale" else _check_refund)(fields)
     except fmt.ReceiptError as exc:
         return Result(rid, REJECTED, exc.message, exc.field)
-    # The costly part, a run of the rule module, before the lock.
-    flag = _verify_sale(session, merchant_id, fields) if fields["kind"] == "sale" else None
+    return None
 
-    coupons.lock_merchant(session, merchant_id)
-    stored = _stored(session, merchant_id, rid)
+
+def _prepare(session: Session, uploader: Uploader, batch: _Batch, ids: list[str]) -> None:
+    """Lock the merchant, then read once what every receipt of the batch asks about: which
+    ids are stored by now (another upload may have stored some since the first look), which
+    of the PoP's receipts wait in a gap, and which refunds wait for their sale."""
+    coupons.lock_merchant(session, uploader.merchant_id)
+    batch.stored = _stored_many(session, uploader.merchant_id, ids)
+    held = session.execute(select(Receipt.pop_id, Receipt.seq, Receipt.kind, Receipt.reason)
+                           .where(Receipt.merchant_id == uploader.merchant_id,
+                                  Receipt.status == HELD)).all()
+    for pop_id, seq, kind, reason in held:
+        if pop_id == uploader.pop_id and reason is not None and reason.endswith(GAP):
+            batch.gaps.add(seq)
+        if kind == "refund" and reason is not None:
+            batch.waiting.add(reason)
+
+
+def _admit(session: Session, uploader: Uploader, item: _Item, flag: str | None,
+           batch: _Batch) -> Result:
+    """Store a receipt that passed `_examine` (`flag`: why its amounts do not stand, or None)
+    and book it, hold it or flag it; the merchant is locked."""
+    fields, merchant_id = item.fields, uploader.merchant_id
+    rid = fields["id"]
+    digest = fmt.digest(item.body)
+    stored = batch.stored.get(rid)
     if stored is not None:
         return _replay(session, uploader, fields, stored, digest)
     release = fields.get("release") if fields["kind"] == "sale" else None
@@ -196,13 +231,16 @@ def _admit(session: Session, uploader: Uploader, item: _Item, batch: _Batch) -> 
                   received_at=batch.now)
     session.add(row)
     session.flush()
-    link = _link(session, row)
+    batch.stored[rid] = row
+    link = _link(session, row, batch)
     if flag is not None:
         _mark(session, row, FLAGGED, flag, audit.RECEIPT_FLAGGED)
     elif link is not None:
         status, reason = link
         _mark(session, row, status, reason,
               audit.RECEIPT_CHAIN_FORK if status == FLAGGED else audit.RECEIPT_CHAIN_GAP)
+        if status == HELD:
+            batch.gaps.add(row.seq)
     else:
         _settle(session, row, fields, batch)
     _follow(session, row, batch)
@@ -223,6 +261,14 @@ def _signed(public_key: str, body: bytes, signature: str) -> bool:
 def _stored(session: Session, merchant_id: int, receipt_id: str) -> Receipt | None:
     return session.scalar(select(Receipt).where(Receipt.merchant_id == merchant_id,
                                                 Receipt.receipt_id == receipt_id))
+
+
+def _stored_many(session: Session, merchant_id: int, ids: list[str]) -> dict[str, Receipt]:
+    if not ids:
+        return {}
+    rows = session.scalars(select(Receipt).where(Receipt.merchant_id == merchant_id,
+                                                 Receipt.receipt_id.in_(set(ids))))
+    return {row.receipt_id: row for row in rows}
 
 
 def _replay(session: Session, uploader: Uploader, fields: dict[str, Any], stored: Receipt,
@@ -355,7 +401,17 @@ def _issued(session: Session, merchant_id: int, version: int | None,
     return known[1] if known[0] == program else {}
 
 
-def _verify_sale(session: Session, merchant_id: int, fields: dict[str, Any]) -> str | None:
+def _batch_issued(session: Session, merchant_id: int, version: int | None, program: str,
+                  batch: _Batch) -> dict[str, list[str]] | None:
+    """`_issued`, asked once per batch: most of a batch's sales name one snapshot."""
+    key = (version, program)
+    if key not in batch.issued:
+        batch.issued[key] = _issued(session, merchant_id, version, program)
+    return batch.issued[key]
+
+
+def _verify_sale(session: Session, merchant_id: int, fields: dict[str, Any],
+                 batch: _Batch) -> str | None:
     """Why the sale's amounts do not stand, or None: its request is quoted again on the
     release it names, with the codes the PoP knew and treated as spent, and the quote must
     be the receipt's to the last key."""
@@ -363,7 +419,7 @@ def _verify_sale(session: Session, merchant_id: int, fields: dict[str, Any]) -> 
     release = _rule_release(session, merchant_id, number, release_hash)
     if release is None:
         return f"release {number} with hash {release_hash} is not one of this merchant's"
-    issued = _issued(session, merchant_id, fields["snapshot"], release.program)
+    issued = _batch_issued(session, merchant_id, fields["snapshot"], release.program, batch)
     if issued is None:
         return f"redemption snapshot {fields['snapshot']} was never published"
     state = _state(merchant_id, fields, release, issued)
@@ -420,9 +476,11 @@ def _settle(session: Session, row: Receipt, fields: dict[str, Any], batch: _Batc
             status, reason = outcome
             _mark(session, row, status, reason,
                   audit.RECEIPT_HELD if status == HELD else audit.RECEIPT_FLAGGED)
+            if status == HELD:
+                batch.waiting.add(reason)
             return
     else:
-        redeemed = _redeemed(session, row.merchant_id, fields)
+        redeemed = _redeemed(session, row.merchant_id, fields, batch)
         used = _used_up(session, row.merchant_id, redeemed, row.customer)
         if used is not None:
             _mark(session, row, HELD, f"coupon {used} already redeemed (offline double use)",
@@ -439,13 +497,14 @@ def _settle(session: Session, row: Receipt, fields: dict[str, Any], batch: _Batc
         batch.redeemed = True
 
 
-def _redeemed(session: Session, merchant_id: int,
-              fields: dict[str, Any]) -> list[tuple[str, str, str]]:
+def _redeemed(session: Session, merchant_id: int, fields: dict[str, Any],
+              batch: _Batch) -> list[tuple[str, str, str]]:
     """(program, set id, code hash) of each code the sale's quote found valid, once each."""
     reference = fields["release"]
     release = _rule_release(session, merchant_id, reference["number"], reference["hash"])
     assert release is not None, "a sale's release was checked when it arrived"
-    issued = _issued(session, merchant_id, fields["snapshot"], release.program) or {}
+    issued = _batch_issued(session, merchant_id, fields["snapshot"], release.program,
+                           batch) or {}
     of_issued = {code: set_id for set_id, codes in issued.items() for code in codes}
     key, literal = release.bundle.coupons["key"], release.bundle.coupons["codes"]
     sets = release.bundle.tables["coupon_sets"]
@@ -544,7 +603,7 @@ def _waiting_for_sale(sale_id: str) -> str:
     return f"waiting for receipt {sale_id}, the sale it refunds, to be booked"
 
 
-def _link(session: Session, row: Receipt) -> tuple[str, str] | None:
+def _link(session: Session, row: Receipt, batch: _Batch) -> tuple[str, str] | None:
     """None when `prev` names the receipt before and the chain up to it is whole; else the
     status and reason: flagged for a predecessor whose digest differs (a fork), held while a
     receipt before it has not arrived (a gap), so a chain is booked in order."""
@@ -552,8 +611,10 @@ def _link(session: Session, row: Receipt) -> tuple[str, str] | None:
         if row.prev == fmt.GENESIS:
             return None
         return FLAGGED, "chain fork: the first receipt of a PoP must have the genesis prev"
-    before = session.scalar(select(Receipt).where(Receipt.pop_id == row.pop_id,
-                                                  Receipt.seq == row.seq - 1))
+    before = batch.stored.get(fmt.receipt_id(row.pop_id, row.seq - 1))
+    if before is None:
+        before = session.scalar(select(Receipt).where(Receipt.pop_id == row.pop_id,
+                                                      Receipt.seq == row.seq - 1))
     if before is None:
         return HELD, gap_reason(row.pop_id, row.seq - 1)
     if before.digest != row.prev:
@@ -576,6 +637,8 @@ def _follow(session: Session, row: Receipt, batch: _Batch) -> None:
     while True:
         if current.kind == "sale" and current.status == BOOKED:
             _release_refunds(session, current, batch)
+        if current.seq + 1 not in batch.gaps:  # nothing after it waits
+            return
         after = session.scalar(select(Receipt).where(Receipt.pop_id == current.pop_id,
                                                      Receipt.seq == current.seq + 1))
         if after is None or not _in_gap(after):
@@ -590,6 +653,8 @@ def _follow(session: Session, row: Receipt, batch: _Batch) -> None:
 
 
 def _release_refunds(session: Session, sale: Receipt, batch: _Batch) -> None:
+    if _waiting_for_sale(sale.receipt_id) not in batch.waiting:
+        return
     waiting = session.scalars(select(Receipt).where(
         Receipt.merchant_id == sale.merchant_id, Receipt.kind == "refund",
         Receipt.status == HELD, Receipt.reason == _waiting_for_sale(sale.receipt_id))

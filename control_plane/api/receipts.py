@@ -40,9 +40,10 @@ bp = Blueprint("receipts", __name__, url_prefix="/v1")
 @bp.post("/receipts")
 @require_pop
 def post_receipts() -> dict[str, Any]:
-    """Each receipt is judged and committed on its own: the answer names every receipt's
-    fate, and a batch is never refused for one bad receipt in it (only for a body that is no
-    batch). Every status is final: a PoP may drop from its outbox whatever has an answer.
+    """Each receipt is judged on its own and the batch committed at once: the answer names
+    every receipt's fate, and a batch is never refused for one bad receipt in it (only for a
+    body that is no batch). Every status is final: a PoP may drop from its outbox whatever
+    has an answer.
     ---
     post:
       summary: Upload signed receipts (a PoP's outbox), in any order, replays included

@@ -321,6 +321,8 @@ class Posting(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     journal_id: Mapped[int] = mapped_column(ForeignKey("journals.id"), index=True)
+    # So a journal and its postings are written in one flush, not one flush per journal.
+    journal: Mapped[Journal] = relationship()
     merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
     account: Mapped[str] = mapped_column(String(100), index=True)
     amount: Mapped[int] = mapped_column(BigInteger)  # minor units (points: points), signed
