@@ -1,7 +1,7 @@
 """Issue 6's figures: a PoP and a control plane as real processes over loopback.
 
 1. Quotes: a control plane (`poprules cp serve`, SQLite, 2 workers) publishes the benchmark's
-   100-rule program; a PoP enrolled for it (`poprules pop serve --threads 8`) pulls the release
+   100-rule program; a PoP enrolled for it (`poprules pop serve --threads 2`) pulls the release
    and answers `POST /v1/quote` for a separate load process (`python -m bench.loadgen`: 4
    client threads, keep-alive connections, 1 s warm-up then 5 s counted), which cycles through
    the benchmark's 50 carts of 20 lines. Reported: quotes/s, latency percentiles and errors
@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 POPRULES = str(Path(sys.executable).with_name("poprules"))
 REFUSED = ("customer", "at", "spent_coupons", "pop")  # what a PoP takes from no client
 CP_WORKERS = 2
-POP_THREADS = 8
+POP_THREADS = 2
 LOAD_THREADS = 4
 LOAD_SECONDS = 5.0
 WARMUP_SECONDS = 1.0

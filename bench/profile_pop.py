@@ -2,7 +2,7 @@
 the "PoP profile" section of docs/performance.md (issue 8).
 
     python -m bench.profile_pop [--seed 17] [--rounds 20] [--top 25]
-    python -m bench.profile_pop --loopback [--rate 500] [--pop-threads 8] [--duration 10]
+    python -m bench.profile_pop --loopback [--rate 500] [--pop-threads 2] [--duration 10]
 
 The workload is `make bench`'s PoP load (bench/pop.py): the generated 100-rule, 2,000-SKU
 program, its 50 carts of 20 lines without the fields a PoP refuses, encoded as the load

@@ -208,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("poprules rate sweep (issue 8): POST /v1/quote, open loop, against a local PoP")
     for key, value in machine():
         print(f"  {key:<13} {value}")
-    print(f"\nPoP: 1 gunicorn worker × {POP_THREADS} threads; load: bench.loadgen --rate, "
+    print(f"\nPoP: granian, 1 worker × {POP_THREADS} threads; load: bench.loadgen --rate, "
           f"{LOAD_THREADS} threads, {WARMUP_SECONDS:g} s warm-up + {args.seconds:g} s a rate; "
           f"{RULES} rules, {ITEMS:,} items, 50 carts of 20 lines (seed {args.seed})\n")
     print(HEADER)

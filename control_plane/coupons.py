@@ -11,7 +11,6 @@ every PoP runs.
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
 from collections import defaultdict
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from control_plane.storage.models import (
     utcnow,
 )
 from control_plane.versions import program_of
+from poprules import canonical
 from poprules.bundle import normal_code_hash
 from poprules.codes import normalize_code
 from wasm_build.lang.model import CouponSet, Program
@@ -202,8 +202,7 @@ def snapshot_body(merchant_id: int, version: int, state: RedemptionState) -> byt
         "program": state.program, "issued": state.issued, "spent": state.spent,
         "spent_sets": state.spent_sets, "spent_by_customer": state.spent_by_customer,
     }
-    return json.dumps(document, sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=False).encode("utf-8")
+    return canonical.encode(document)
 
 
 def refresh_snapshot(session: Session, merchant_id: int, *,

@@ -46,7 +46,7 @@ from edge_worker.core.redemptions import FORMAT as SNAPSHOT_FORMAT
 from edge_worker.core.redemptions import Redemptions, SnapshotError
 from edge_worker.core.release import EvaluationError
 from edge_worker.core.release import Release as RuleRelease
-from poprules import api
+from poprules import api, canonical
 from poprules import receipt as fmt
 from poprules.bundle import normal_code_hash
 from poprules.codes import normalize_code
@@ -443,8 +443,7 @@ def _state(merchant_id: int, fields: dict[str, Any], release: RuleRelease,
                 "version": fields["snapshot"] or 1, "program": release.program,
                 "issued": issued, "spent": fields["spent"], "spent_sets": [],
                 "spent_by_customer": {}}
-    body = json.dumps(document, sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=False).encode("utf-8")
+    body = canonical.encode(document)
     try:
         return Redemptions.from_snapshot(body, release=release, merchant=merchant_id)
     except SnapshotError as exc:  # a snapshot the control plane signed always reads

@@ -5,7 +5,7 @@ PoP runs.
 The local stack is the one `make demo` and `make bench` start, as real processes over loopback:
 `poprules cp serve` (SQLite, 2 workers) publishes a generated program of a merchant's realistic
 size (100 rules over a 2,000-sku catalog), and a PoP enrolled with a one-time token
-(`poprules pop serve --threads 8`) pulls it. The PoP's clock is set to the instant the
+(`poprules pop serve --threads 2`) pulls it. The PoP's clock is set to the instant the
 program's schedules are built around, so its dated rules are as active as a shop's would be.
 """
 
@@ -33,7 +33,7 @@ from wasm_build.random_program import generate_program
 POPRULES = str(Path(sys.executable).with_name("poprules"))
 PROGRAM_SEED, RULES, ITEMS = 17, 100, 2000  # bench/pop.py's program
 POP_NAME = "lisbon-1"  # a PoP name the generated programs' rules know
-CP_WORKERS, POP_THREADS = 2, 8
+CP_WORKERS, POP_THREADS = 2, 2  # POP_THREADS: `poprules pop serve`'s default
 SHOPPERS = 32  # customer tokens issued for the run's known shoppers
 TOKEN_TTL_S = 86_400  # the longest a control plane issues: a soak outlives the default 900 s
 TIERS = ("", "bronze", "silver", "gold")

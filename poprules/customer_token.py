@@ -18,12 +18,12 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 import re
 import secrets
 from collections.abc import Mapping
 from typing import Any
 
+from poprules import canonical
 from poprules.errors import InputError
 from poprules.jsonio import load_object
 from poprules.request import describe_json, is_integer, is_text
@@ -149,8 +149,7 @@ def new_payload(*, merchant_id: int, subject: str, referrer: str | None,
 
 def encode_payload(payload: Mapping[str, Any]) -> bytes:
     """The canonical bytes the signature covers."""
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=False).encode("utf-8")
+    return canonical.encode(payload)
 
 
 def assemble(payload: bytes, key_id: str, signature: bytes) -> str:

@@ -18,6 +18,8 @@ import hashlib
 import json
 from typing import Any
 
+from poprules import canonical
+
 FORMAT = "poprules-receipt/1"
 CONTEXT = b"poprules-receipt/1\n"
 GENESIS = "0" * 64
@@ -42,8 +44,7 @@ def receipt_id(pop_id: int, seq: int) -> str:
 
 def encode(fields: dict[str, Any]) -> bytes:
     """The canonical body of a receipt."""
-    return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode("utf-8")
+    return canonical.encode(fields)
 
 
 def digest(body: bytes) -> str:

@@ -15,6 +15,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from poprules import canonical
 from poprules.bundle import normal_code_hash
 
 if TYPE_CHECKING:
@@ -57,8 +58,7 @@ class Redemptions:
         if set(document) != _KEYS:
             raise SnapshotError(f"a snapshot has exactly the keys {', '.join(sorted(_KEYS))}")
         # One state, one encoding: the digest the control plane publishes names these bytes.
-        if json.dumps(document, sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=False).encode("utf-8") != body:
+        if canonical.encode(document) != body:
             raise SnapshotError("the snapshot is not in canonical form")
         number, version = document["merchant"], document["version"]
         if not (_is_count(number) and _is_count(version)):

@@ -3,5 +3,5 @@
 `state` keeps the PoP's directory (identity, key, pinned keyring, last good release and
 redemption snapshot); `sync` pulls and verifies releases and snapshots; `outbox` keeps
 receipts durably until `uploader` has handed them to the control plane; `wsgi` serves the core
-under gunicorn; `cli` is `poprules pop`. Nothing is imported here, so `poprules` starts fast.
+under granian; `cli` is `poprules pop`. Nothing is imported here, so `poprules` starts fast.
 """

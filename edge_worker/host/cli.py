@@ -130,13 +130,14 @@ def pin_keys(state_dir: str) -> None:
               help="The address to listen on (host:port, or unix:PATH).")
 @click.option("--poll", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
               help="Seconds between polls for a new release and redemption snapshot.")
-@click.option("--threads", type=click.IntRange(min=1), default=8, show_default=True,
-              help="Request threads of the one worker process.")
+@click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Python threads running requests in the one worker process (they share "
+              "one interpreter lock: more only wait longer).")
 @click.option("--access-log", is_flag=True,
-              help="Log a line per request on stdout (about 100 µs of CPU each; off by "
-              "default: /metrics counts and times every request).")
+              help="Log a line per request (off by default: /metrics counts and times "
+              "every request).")
 def serve(state_dir: str, bind: str, poll: float, threads: int, access_log: bool) -> None:
-    """Serve the PoP with gunicorn (one worker process; the receipt chain has one writer).
+    """Serve the PoP with granian (one worker process; the receipt chain has one writer).
 
     It starts on its last good release when the control plane is unreachable, polls for new
     ones, and uploads receipts in the background. SIGTERM stops it cleanly."""

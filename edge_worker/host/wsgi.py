@@ -1,22 +1,26 @@
 """The PoP under WSGI: an adapter from WSGI to the core's plain request -> response function,
-the assembled PoP (`Host`), and gunicorn run with it.
+the assembled PoP (`Host`), and granian serving it.
 
-gunicorn runs ONE worker process with several threads: the receipt chain has one writer, and
-the release sync and the uploader run once, as threads of that worker, started when gunicorn
-loads the app in it and stopped when the worker exits (SIGTERM to gunicorn stops both
-cleanly, after the requests in flight).
+granian runs ONE worker process: the receipt chain has one writer, and the release sync and
+the uploader run once, as threads of that worker, started when granian loads the app in it
+and stopped when the worker exits (SIGTERM stops it cleanly, after the requests in flight).
+Its HTTP side is Rust and runs outside the interpreter lock; only the app's own work takes the
+lock, in a few threads (`--threads`, 2 by default). Under gunicorn's gthread worker the same
+PoP spent ~570 µs of CPU per request outside the core, under the lock, and a mixed load at
+500 requests/s had a quote p99 of 7–9 ms; under granian with 2 threads, 4 ms (docs/performance.md,
+"PoP profile"). More threads only make more of them wait for the one lock.
 
-The access log is off unless asked for (`--access-log`): a line per request costs about
-100 µs of the worker's CPU under its one interpreter lock, a tenth of what a quote costs it in
-all (docs/performance.md, "PoP profile"); `/metrics` counts the requests by route and status
-and times them, and a failure is logged with its cause either way.
+The access log is off unless asked for (`--access-log`); `/metrics` counts the requests by
+route and status and times them, and a failure is logged with its cause either way.
 """
 
 from __future__ import annotations
 
+import atexit
 import http
 import json
 import logging
+import multiprocessing
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -157,6 +161,7 @@ class Host:
         self.uploader.stop()
         self.sync.stop()
         self.outbox.close()
+        log.info("stopped: uploads, release sync and the outbox")
 
 
 def start_host(path: str | Path, *, poll: float = DEFAULT_POLL) -> Host:
@@ -178,34 +183,36 @@ def start_host(path: str | Path, *, poll: float = DEFAULT_POLL) -> Host:
     return Host(WsgiApp(core.handle), sync, uploader, outbox)
 
 
+STATE_ENV = "POPRULES_POP_STATE"  # how `serve` tells granian's worker process what to run
+POLL_ENV = "POPRULES_POP_POLL"
+
+
+def pop_app() -> WsgiApp:
+    """The app of granian's worker process (a factory, imported there by name): the PoP of
+    the state directory `serve` named, its background threads stopped when the worker exits."""
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s [%(process)d] [%(levelname)s] %(message)s")
+    host = start_host(os.environ[STATE_ENV], poll=float(os.environ[POLL_ENV]))
+    atexit.register(host.stop)
+    return host.app
+
+
 def serve(path: str | Path, *, bind: str, poll: float, threads: int,
           access_log: bool = False) -> None:
-    """Run gunicorn in this process (its master) until SIGTERM or SIGINT."""
-    from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
+    """Run granian until SIGTERM or SIGINT: its Rust HTTP server hands each request to one of
+    `threads` Python threads of one worker process (docs/performance.md, "PoP profile")."""
+    from granian import Granian
+    from granian.constants import Interfaces
 
-    hosts: list[Host] = []
-
-    def load() -> WsgiApp:
-        logging.basicConfig(level=logging.INFO,
-                            format="%(asctime)s [%(process)d] [%(levelname)s] %(message)s")
-        host = start_host(path, poll=poll)
-        hosts.append(host)
-        return host.app
-
-    def worker_exit(server: Any, worker: Any) -> None:
-        while hosts:
-            hosts.pop().stop()
-
-    class PopServer(BaseApplication):  # type: ignore[misc]
-        def load_config(self) -> None:
-            for name, value in {
-                "bind": [bind], "workers": 1, "worker_class": "gthread", "threads": threads,
-                "control_socket_disable": True, "worker_exit": worker_exit,
-                "proc_name": "poprules-pop", "accesslog": "-" if access_log else None,
-            }.items():
-                self.cfg.set(name, value)
-
-        def load(self) -> WsgiApp:
-            return load()
-
-    PopServer().run()
+    os.environ[STATE_ENV], os.environ[POLL_ENV] = str(Path(path).resolve()), repr(poll)
+    # A spawned worker leaves through the interpreter's own exit, which runs `pop_app`'s atexit
+    # (a forked one leaves with os._exit): uploads and sync stop, the outbox is closed.
+    multiprocessing.set_start_method("spawn", force=True)
+    if bind.startswith("unix:"):
+        where: dict[str, Any] = {"uds": Path(bind.removeprefix("unix:"))}
+    else:
+        address, _, port = bind.rpartition(":")
+        where = {"address": address.strip("[]") or "127.0.0.1", "port": int(port)}
+    Granian(f"{__name__}:pop_app", factory=True, interface=Interfaces.WSGI, workers=1,
+            blocking_threads=threads, log_access=access_log,
+            **where).serve()

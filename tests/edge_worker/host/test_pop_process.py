@@ -181,5 +181,6 @@ def test_a_pop_serves_its_persisted_release_with_the_control_plane_gone(
     assert (report["received"], report["booked"], report["gaps"]) == (2, 2, []), report
 
     output = processes.stop(server)  # SIGTERM: a clean stop
-    assert "Worker exiting" in output and "Shutting down: Master" in output, output
+    assert "stopped: uploads, release sync and the outbox" in output, output
+    assert "Granian shutdown completed" in output, output
     assert '"POST /v1/quote HTTP/1.1" 200' in output  # --access-log: a line per request
