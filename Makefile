@@ -6,6 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 EDGE   := .edge/.installed
+BROWSER := .edge/.browser
 DEMO   := examples/corner-market
 PYTEST_ARGS ?=
 
@@ -22,20 +23,24 @@ $(STAMP): pyproject.toml
 $(EDGE): scripts/edge_toolchain.sh $(STAMP)
 	bash scripts/edge_toolchain.sh
 
+## The browser tests' headless Chromium: Debian's package, installed when missing.
+$(BROWSER): scripts/browser.sh
+	bash scripts/browser.sh
+
 ## The main job: check the demo program and explain its example request, then the whole
 ## loop with real processes (scripts/demo.py): a control plane and a self-hosted PoP, the
 ## program published, quotes, checkouts and a refund, receipts booked, the shopper's wallet.
 demo: $(STAMP)
 	$(BIN)/poprules check $(DEMO)/rules.yaml $(DEMO)/catalog.json
 	$(BIN)/poprules explain $(DEMO)/rules.yaml $(DEMO)/catalog.json $(DEMO)/request.json
-	$(BIN)/python scripts/demo.py
+	$(BIN)/python scripts/demo.py $(if $(KEEP),--keep)
 
 ## The whole suite, slow tests included (what CI runs).
-test: $(STAMP) $(EDGE)
+test: $(STAMP) $(EDGE) $(BROWSER)
 	$(BIN)/pytest -n auto $(PYTEST_ARGS)
 
 ## The suite without the slow corpora and fuzzers, for a quick local loop.
-test-fast: $(STAMP) $(EDGE)
+test-fast: $(STAMP) $(EDGE) $(BROWSER)
 	$(BIN)/pytest -n auto -m 'not slow' $(PYTEST_ARGS)
 
 lint: $(STAMP)

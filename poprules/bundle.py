@@ -20,6 +20,10 @@ from poprules.codes import normalize_code
 
 FORMAT = "poprules-bundle/1"
 PARTS = ("module", "tables", "coupons")
+# What a checkout page shows and no quote needs (catalog titles and prices, rule titles and
+# lanes): a part of its own, unpacked only when a page asks (`Bundle.storefront`), so
+# loading a release costs the same with it. A bundle without it is still a bundle.
+OPTIONAL_PARTS = ("storefront",)
 
 
 class BundleError(ValueError):
@@ -32,10 +36,22 @@ class Bundle:
     module: bytes
     tables: dict[str, Any]
     coupons: dict[str, Any]  # {"key": bytes, "codes": {keyed hash hex: coupon set index}}
+    storefront_part: bytes | None = None
 
     @property
     def release_hash(self) -> str:
         return release_hash(self.manifest)
+
+    def storefront(self) -> dict[str, Any]:
+        """{"items": [[sku, title, price]], "rules": [[id, title, kind, lane or None]]}, in
+        catalog and program order; empty lists for a bundle built without them."""
+        if self.storefront_part is None:
+            return {"items": [], "rules": []}
+        try:
+            value: dict[str, Any] = unpack(self.storefront_part)
+        except ValueError as exc:
+            raise BundleError(f"unreadable storefront: {exc}") from None
+        return value
 
 
 def pack(value: Any) -> bytes:
@@ -81,9 +97,11 @@ def release_statement(merchant_id: int, number: int, release_hash: str) -> bytes
 
 
 def encode(manifest: dict[str, Any], module: bytes, tables: dict[str, Any],
-           coupons: dict[str, Any]) -> bytes:
+           coupons: dict[str, Any], storefront: dict[str, Any] | None = None) -> bytes:
     """The bundle's bytes; the manifest gains the digests of the parts."""
     parts = {"module": module, "tables": pack(tables), "coupons": pack(coupons)}
+    if storefront is not None:
+        parts["storefront"] = pack(storefront)
     manifest = {**manifest, "format": FORMAT, "parts": {k: digest(v) for k, v in parts.items()}}
     return pack({"manifest": manifest, **parts})
 
@@ -107,8 +125,13 @@ def decode(data: bytes) -> Bundle:
         blob = document.get(part)
         if not isinstance(blob, bytes) or digests.get(part) != digest(blob):
             raise BundleError(f"the bundle's {part} does not match its manifest")
+    for part in OPTIONAL_PARTS:
+        if part in digests or part in document:
+            blob = document.get(part)
+            if not isinstance(blob, bytes) or digests.get(part) != digest(blob):
+                raise BundleError(f"the bundle's {part} does not match its manifest")
     try:
         tables, coupons = unpack(document["tables"]), unpack(document["coupons"])
     except ValueError as exc:
         raise BundleError(f"unreadable bundle tables: {exc}") from None
-    return Bundle(manifest, document["module"], tables, coupons)
+    return Bundle(manifest, document["module"], tables, coupons, document.get("storefront"))

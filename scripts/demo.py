@@ -7,7 +7,9 @@
 4. a shopper's customer token is issued; the PoP quotes, checks out twice and refunds a line;
 5. the receipts reach the control plane (the PoP's uploader), are verified, re-run and booked;
 6. the shopper's wallet shows the cashback pending, then available after its vesting time;
-7. everything stops, and the scratch directory is removed.
+7. the demo shop (`/demo` on the PoP) and the merchant console (`/console`) are named; with
+   `--keep` (`make demo KEEP=1`) everything stays up for a browser until Ctrl-C;
+8. everything stops, and the scratch directory is removed.
 
 The PoP's clock is set to a Saturday morning of the example's season (2026-07-04 10:30 in
 Lisbon), so the demo shows the same figures whatever day it runs.
@@ -140,7 +142,23 @@ def run(root: Path, env: dict[str, str], cp_url: str, pop_url: str, pop_port: in
         health = wait_until("the PoP's release", lambda: call("GET", f"{pop_url}/healthz"))
         print(f"  PoP at {pop_url} serves release {health['release']}")
         shop(base, pop_url, token)
+        browse(pop_url, cp_url, token)
     return 0
+
+
+def browse(pop_url: str, cp_url: str, token: str) -> None:
+    """With --keep, leave the stack up for a person to open the shop and the console."""
+    step("the demo shop and the merchant console, for a browser")
+    print(f"  demo shop (the checkout component on the example program): {pop_url}/demo")
+    print(f"  merchant console (sign in with the token {token}): {cp_url}/console")
+    if "--keep" not in sys.argv[1:]:
+        print("  (`make demo KEEP=1` keeps them running until Ctrl-C)")
+        return
+    print("  running until Ctrl-C")
+    try:
+        signal.pause()
+    except KeyboardInterrupt:
+        print()
 
 
 def shop(base: str, pop_url: str, token: str) -> None:

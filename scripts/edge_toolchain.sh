@@ -12,7 +12,8 @@
 #                                  missing or older than 20.3 (x86-64 Linux)
 #   .edge/wheels/*.whl             the Worker's vendored wheels: msgpack 1.2.4 for Pyodide's
 #                                  platform (pyemscripten_2026_0_wasm32, cp314) and the pure
-#                                  workers-runtime-sdk 1.9.5, each checked against its sha256
+#                                  workers-runtime-sdk 1.9.5 and segno 1.6.6, each checked
+#                                  against its sha256
 #   .edge/pyodide-build/           a venv of its own with pyodide-build 0.39.2 (pinned with all
 #                                  its dependencies), which checks every wheel of .edge/wheels
 #                                  against the pyodide runtime above (scripts/check_wheels.py;
@@ -40,6 +41,7 @@ WHEEL_PYTHON=3.14
 WHEELS=(
   "msgpack==1.2.4 --hash=sha256:06a0657a4110d563255006b7cb7147432f67827144e429c2cdb1c967548d1817"
   "workers-runtime-sdk==1.9.5 --hash=sha256:f2b912660a3ab60d2a24920106422f9eaf4cd7a794e42b022237ad2444287fef"
+  "segno==1.6.6 --hash=sha256:28c7d081ed0cf935e0411293a465efd4d500704072cdb039778a2ab8736190c7"
 )
 PYODIDE_BUILD=(                  # pyodide-build and everything it pulls in, installed --no-deps
   pyodide-build==0.39.2 auditwheel-emscripten==0.3.0 pyodide-lock==0.2.1 pyodide-cli==0.5.0

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from typing import Any
 
 from poprules import bundle as fmt
 from wasm_build import abi
 from wasm_build.emit import emit
-from wasm_build.lang.model import Program
+from wasm_build.lang.model import Cashback, Program
 from wasm_build.plan import plan
 
 
@@ -44,4 +45,14 @@ def build(program: Program, *, key: bytes | None = None,
         manifest["customer_keys"] = [{"key_id": key_id, "public_key": public}
                                      for key_id, public in sorted(customer_keys)]
     return fmt.encode(manifest, emit(planned.words), planned.tables,
-                      {"key": key, "codes": dict(sorted(codes.items()))})
+                      {"key": key, "codes": dict(sorted(codes.items()))}, storefront(program))
+
+
+def storefront(program: Program) -> dict[str, Any]:
+    """What a checkout page shows beside the quote (poprules.bundle.OPTIONAL_PARTS)."""
+    return {
+        "items": [[item.sku, item.title, item.price] for item in program.catalog.items],
+        "rules": [[rule.id, rule.title, rule.reward.key,
+                   rule.reward.lane.value if isinstance(rule.reward, Cashback) else None]
+                  for rule in program.rules],
+    }

@@ -36,6 +36,7 @@ from typing import Any
 import click
 
 from edge_worker.cloudflare import worker
+from edge_worker.core import web
 from edge_worker.core.engine import Runner
 from edge_worker.host.state import State, StateError
 
@@ -99,6 +100,7 @@ def build_worker(*, bundle: Path, signature: Path, state: Path, out: Path,
     for path in PORTABLE:
         _copy(ROOT / path, src / path)
     (src / "entry.py").write_text(ENTRY, encoding="utf-8")
+    (src / "edge_worker/core/web/_embedded.py").write_text(embedded_assets(), encoding="utf-8")
     (src / f"{worker.RELEASE_MODULE}.py").write_text(built.module_source(), encoding="utf-8")
     (src / "rules.wasm").write_bytes(live.release.bundle.module)
     shutil.copyfile(HERE / "rules.mjs", src / "rules.mjs")
@@ -160,6 +162,13 @@ def _fresh(out: Path) -> None:
     out.mkdir(parents=True)
     (out / MARKER).write_text("written by `poprules build --target cloudflare`\n",
                               encoding="utf-8")
+
+
+def embedded_assets() -> str:
+    """edge_worker/core/web's files as a module: a Worker reads no files (web.asset)."""
+    lines = [f"{name!r}: {web.asset(name)!r}," for name in sorted(web.TYPES)]
+    return ('"""Written by `poprules build --target cloudflare` from edge_worker/core/web."""\n\n'
+            "ASSETS = {\n    " + "\n    ".join(lines) + "\n}\n")
 
 
 def _copy(source: Path, target: Path) -> None:

@@ -136,7 +136,8 @@ async def _refresh(env: Any, request: HttpRequest) -> None:
 
 async def _app(env: Any, outbox: Any) -> PopApp:
     return worker.pop_app(BUILT, SNAPSHOTS, signer=await _signer(env), clock=_clock,
-                          verify_token=worker.token_verifier(_check), outbox=outbox)
+                          verify_token=worker.token_verifier(_check), outbox=outbox,
+                          control_plane=str(env.CONTROL_PLANE))
 
 
 async def _read(request: Any) -> HttpRequest | HttpResponse:
@@ -173,8 +174,6 @@ class Default(WorkerEntrypoint):  # type: ignore[misc]
         global _EDGE_APP  # one per isolate: it holds the imported key and the metrics
         env = _raw(self.env, "_env")
         where = worker.route(worker.path_of(str(request.url)), method)
-        if where == worker.SDK:
-            return _response(worker.sdk_response(method), method)
         if where == worker.CHAIN:
             chain = env.CHAIN
             stub = chain.get(chain.idFromName(worker.chain_name(BUILT.pop_id)))

@@ -46,7 +46,6 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from edge_worker.cloudflare import ed25519
-from edge_worker.cloudflare.sdk import SCRIPT
 from edge_worker.core.engine import EngineError, Runner
 from edge_worker.core.pop import (
     CORS,
@@ -69,9 +68,8 @@ from poprules import customer_token, receipt
 from poprules.bundle import BundleError, release_statement
 
 RELEASE_MODULE = "poprules_release"  # the data module `build` writes next to the entry
-SDK_PATH = "/sdk/poprules.js"
 CHAIN_PATHS = frozenset({"/v1/checkout", "/v1/refunds"})
-EDGE, CHAIN, SDK = "edge", "chain", "sdk"
+EDGE, CHAIN = "edge", "chain"
 # A Queue message holds at most 128 KB; a receipt is refused before it could not leave.
 MAX_RECEIPT = 120_000
 # PKCS #8 for an Ed25519 private key (RFC 8410) is this prefix and the 32-byte seed: the form
@@ -396,12 +394,14 @@ class Snapshots:
 
 
 def pop_app(built: Built, releases: ReleaseSource, *, signer: Signer, clock: Clock,
-            verify_token: TokenVerifier, outbox: Outbox,
+            verify_token: TokenVerifier, outbox: Outbox, control_plane: str | None = None,
             random: Callable[[int], bytes] = secrets.token_bytes) -> PopApp:
-    """The core's API for this Worker: the same `PopApp` the self-hosted PoP runs."""
+    """The core's API for this Worker: the same `PopApp` the self-hosted PoP runs, the
+    checkout script and demo shop included."""
+    claim_page = None if not control_plane else control_plane.rstrip("/") + "/claim"
     return PopApp(merchant_id=built.merchant_id, pop_id=built.pop_id, pop_name=built.pop_name,
                   signer=signer, clock=clock, releases=releases, outbox=outbox,
-                  random=random, verify_token=verify_token)
+                  random=random, verify_token=verify_token, claim_page=claim_page)
 
 
 def chain_name(pop_id: int) -> str:
@@ -410,10 +410,9 @@ def chain_name(pop_id: int) -> str:
 
 
 def route(path: str, method: str) -> str:
-    """Where a request is answered: SDK (the checkout script), CHAIN (the Durable Object
-    that writes receipts) or EDGE (the isolate that took it). A preflight needs no chain."""
-    if path == SDK_PATH:
-        return SDK
+    """Where a request is answered: CHAIN (the Durable Object that writes receipts) or EDGE
+    (the isolate that took it, the checkout script and demo shop included). A preflight needs
+    no chain."""
     if path in CHAIN_PATHS and method.upper() != "OPTIONS":
         return CHAIN
     return EDGE
@@ -447,22 +446,6 @@ def error_response(status: int, field: str | None, message: str) -> HttpResponse
 
 def too_large() -> HttpResponse:
     return error_response(413, "body", f"the body is over {MAX_BODY} bytes")
-
-
-def sdk_response(method: str) -> HttpResponse:
-    """The checkout component, for any site to include: cached briefly, since a new version
-    may change it."""
-    allow = "GET, HEAD, OPTIONS"
-    method = method.upper()
-    if method == "OPTIONS":
-        return HttpResponse(204, [("Access-Control-Allow-Methods", allow),
-                                  ("Access-Control-Max-Age", "86400"), *CORS], b"")
-    if method not in ("GET", "HEAD"):
-        response = error_response(405, "method", f"{SDK_PATH} answers {allow}")
-        return HttpResponse(405, [*response.headers, ("Allow", allow)], response.body)
-    return HttpResponse(200, [("Content-Type", "text/javascript; charset=utf-8"),
-                              ("Cache-Control", "public, max-age=300"), *CORS],
-                        SCRIPT.encode("utf-8"))
 
 
 class NoReceipts:

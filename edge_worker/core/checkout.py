@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -130,6 +131,14 @@ def new_claim_secret(random: Callable[[int], bytes]) -> str:
 def claim_token(receipt_id: str, secret: str) -> str:
     """`<receipt id>.<secret>`: the receipt it claims, and the proof of holding it."""
     return f"{receipt_id}.{secret}"
+
+
+_CLAIM_TOKEN = re.compile(r"[1-9][0-9]{0,18}-[1-9][0-9]{0,18}\.[A-Za-z0-9_-]{22}")
+
+
+def is_claim_token(text: str) -> bool:
+    """Whether `text` has the form of a claim token (not whether one was issued)."""
+    return _CLAIM_TOKEN.fullmatch(text) is not None
 
 
 def claim_hash(token: str) -> str:

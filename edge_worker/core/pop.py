@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from edge_worker.core import checkout
+from edge_worker.core import checkout, web
 from edge_worker.core.engine import EngineError
 from edge_worker.core.metrics import CONTENT_TYPE, Counter, Gauge, Histogram, Registry
 from edge_worker.core.release import EvaluationError
@@ -144,10 +144,15 @@ class PopApp:
                  clock: Clock, releases: ReleaseSource, outbox: Outbox,
                  registry: Registry | None = None,
                  random: Callable[[int], bytes] = secrets.token_bytes,
-                 verify_token: TokenVerifier = verify_customer_token) -> None:
+                 verify_token: TokenVerifier = verify_customer_token,
+                 claim_page: str | None = None) -> None:
         self.merchant_id, self.pop_id, self.pop_name = merchant_id, pop_id, pop_name
         self._signer, self._clock, self._random = signer, clock, random
         self._releases, self._outbox, self._verify_token = releases, outbox, verify_token
+        # Where a shopper redeems a claim token (the control plane's /claim page): the claim
+        # code a checkout shows opens it with the token after `#`, which no server logs.
+        self._claim_page = claim_page
+        self._storefronts: dict[str, bytes] = {}  # the answer of /v1/storefront, by release
         # One PopApp per outbox: two refunds of one sale must not both pass the check.
         self._refunds = threading.Lock()
         self.registry = registry or Registry()
@@ -170,6 +175,10 @@ class PopApp:
             "/v1/checkout": _Route("/v1/checkout", {"POST": self._checkout}),
             "/v1/refunds": _Route("/v1/refunds", {"POST": self._refund}),
             "/v1/release": _Route("/v1/release", {"GET": self._release}),
+            "/v1/storefront": _Route("/v1/storefront", {"GET": self._storefront}),
+            "/v1/claims/qr": _Route("/v1/claims/qr", {"POST": self._claim_code}),
+            "/sdk/poprules.js": _Route("/sdk/poprules.js", {"GET": self._asset(web.SCRIPT)}),
+            "/demo": _Route("/demo", {"GET": self._asset(web.DEMO)}),
             "/healthz": _Route("/healthz", {"GET": self._health}),
             "/metrics": _Route("/metrics", {"GET": self._metrics}),
         }
@@ -390,12 +399,60 @@ class PopApp:
         return _json(200, {"pop": self.pop_id, "merchant": self.merchant_id,
                            "release": release, "snapshot": snapshot})
 
+    def _storefront(self, request: HttpRequest) -> HttpResponse:
+        live = self._live()
+        body = self._storefronts.get(live.release.hash)
+        if body is None:
+            front = live.release.bundle.storefront()
+            manifest = live.release.bundle.manifest
+            body = json.dumps({
+                "program": live.release.program, "currency": manifest["currency"],
+                "release": {"number": live.number, "hash": live.release.hash},
+                "items": [{"sku": sku, "title": title, "price": price}
+                          for sku, title, price in front["items"]],
+                "rules": [{"id": rule, "title": title, "kind": kind, "lane": lane}
+                          for rule, title, kind, lane in front["rules"]],
+            }, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+            self._storefronts = {live.release.hash: body}  # the release served, only
+        return HttpResponse(200, [("Content-Type", JSON_TYPE),
+                                  ("Cache-Control", "public, max-age=60")], body)
+
+    def _claim_code(self, request: HttpRequest) -> HttpResponse:
+        """The claim token as a QR code (SVG) of the claim page's address, for the checkout
+        to show: drawn here so a page needs no QR library."""
+        data = load_object(request.body, "body")
+        for key in data:
+            if key != "claim_token":
+                raise InputError(key, "unknown field; expected claim_token")
+        token = data.get("claim_token")
+        if not is_text(token) or not checkout.is_claim_token(token):
+            raise InputError("claim_token", "expected a claim token, <receipt id>.<22 "
+                             "base64url characters>")
+        url = token if self._claim_page is None else f"{self._claim_page}#{token}"
+        return _json(200, {"url": url, "svg": claim_svg(url)})
+
+    def _asset(self, name: str) -> Handler:
+        def serve(request: HttpRequest) -> HttpResponse:
+            return HttpResponse(200, [("Content-Type", web.TYPES[name]),
+                                      ("Cache-Control", "public, max-age=300")],
+                                web.asset(name))
+        return serve
+
     def _health(self, request: HttpRequest) -> HttpResponse:
         return _json(200, {"status": "ok", "release": self._live().number})
 
     def _metrics(self, request: HttpRequest) -> HttpResponse:
         return HttpResponse(200, [("Content-Type", CONTENT_TYPE)],
                             self.registry.render().encode("utf-8"))
+
+
+def claim_svg(text: str) -> str:
+    """A QR code of `text` as SVG; segno is imported on first use, so a PoP that never
+    shows one never loads it."""
+    import segno
+
+    svg: str = segno.make(text, error="m", micro=False).svg_inline(scale=4, border=2)
+    return svg
 
 
 def _json(status: int, value: Any) -> HttpResponse:

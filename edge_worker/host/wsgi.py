@@ -177,7 +177,8 @@ def start_host(path: str | Path, *, poll: float = DEFAULT_POLL) -> Host:
     uploader = Uploader(outbox, client)
     core = PopApp(merchant_id=identity.merchant_id, pop_id=identity.pop_id, pop_name=identity.name,
                   signer=lambda message: key.sign(message).signature, clock=pop_clock(),
-                  releases=sync, outbox=outbox)
+                  releases=sync, outbox=outbox,
+                  claim_page=identity.control_plane.rstrip("/") + "/claim")
     sync.start()
     uploader.start()
     return Host(WsgiApp(core.handle), sync, uploader, outbox)

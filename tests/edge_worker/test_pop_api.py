@@ -91,13 +91,14 @@ def release() -> Release:
 
 
 class Pop:
-    def __init__(self, live: Live | None) -> None:
+    def __init__(self, live: Live | None, *, claim_page: str | None = None) -> None:
         self.outbox = ListOutbox()
         self.releases = Releases(live)
         self.clock = Clock()
         self.app = PopApp(merchant_id=MERCHANT, pop_id=POP, pop_name=POP_NAME,
                           signer=lambda message: POP_KEY.sign(message).signature,
-                          clock=self.clock, releases=self.releases, outbox=self.outbox)
+                          clock=self.clock, releases=self.releases, outbox=self.outbox,
+                          claim_page=claim_page)
 
     def call(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None,
              headers: dict[str, str] | None = None) -> HttpResponse:
@@ -379,6 +380,53 @@ def test_an_anonymous_checkout_can_ask_for_a_claim_token(pop: Pop) -> None:
     again = pop.post("/v1/checkout", {**ORDER, "claim": True})[1]["claim_token"]
     assert again.split(".")[1] != token.split(".")[1]
     assert "claim_token" not in pop.post("/v1/checkout", {**ORDER, "claim": False})[1]
+
+
+def test_a_claim_token_is_drawn_as_a_qr_code_of_the_claim_page(release: Release) -> None:
+    pop = Pop(Live(release, 3), claim_page="https://cp.example.com/claim")
+    token = pop.post("/v1/checkout", {**ORDER, "claim": True})[1]["claim_token"]
+    status, answer = pop.post("/v1/claims/qr", {"claim_token": token})
+    assert status == 200
+    assert answer["url"] == f"https://cp.example.com/claim#{token}"
+    svg = answer["svg"]
+    assert svg.startswith("<svg") and svg.rstrip().endswith("</svg>")
+    assert token not in svg  # drawn, not written: the SVG holds paths only
+    assert len(pop.outbox.items) == 1  # drawing it stores nothing
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({}, "claim_token"), ({"claim_token": 7}, "claim_token"),
+    ({"claim_token": "7-1.short"}, "claim_token"), ({"claim_token": "x", "more": 1}, "more")])
+def test_a_qr_code_is_only_drawn_for_a_claim_token(pop: Pop, body: Any, field: str) -> None:
+    error_of(*pop.post("/v1/claims/qr", body), 422, field)
+
+
+def test_the_storefront_lists_the_catalog_and_rules_of_the_release(pop: Pop) -> None:
+    response = pop.call("GET", "/v1/storefront")
+    assert response.status == 200
+    front = json.loads(response.body)
+    assert (front["program"], front["currency"]) == ("corner-market", "EUR")
+    assert front["release"] == {"number": 3, "hash": pop.releases.live.release.hash}
+    assert front["items"][0] == {"sku": "TEE-01", "title": "Organic tee", "price": 1990}
+    lanes = {rule["id"]: (rule["kind"], rule["lane"]) for rule in front["rules"]}
+    assert lanes["big-basket"] == ("cashback", "choice")
+    assert lanes["pickup-boost"] == ("cashback", "wallet")
+    assert lanes["summer-apparel"] == ("discount", None)
+    assert pop.call("GET", "/v1/storefront").body == response.body
+
+
+@pytest.mark.parametrize(("path", "kind", "starts"), [
+    ("/sdk/poprules.js", "text/javascript", b"// poprules checkout component"),
+    ("/demo", "text/html", b"<!doctype html>")])
+def test_the_checkout_script_and_demo_shop_are_served_to_any_origin(
+        pop: Pop, path: str, kind: str, starts: bytes) -> None:
+    response = pop.call("GET", path)
+    headers = dict(response.headers)
+    assert response.status == 200 and response.body.startswith(starts)
+    assert headers["Content-Type"].startswith(kind)
+    assert headers["Access-Control-Allow-Origin"] == "*"
+    assert "max-age" in headers["Cache-Control"]
+    assert pop.call("POST", path).status == 405
 
 
 @pytest.mark.parametrize(("body", "headers"), [

@@ -11,7 +11,6 @@ import hashlib
 import importlib.util
 import json
 import os
-import subprocess
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,8 @@ from nacl.signing import SigningKey, VerifyKey
 from control_plane.coupons import RedemptionState, snapshot_body
 from control_plane.signing import SNAPSHOT_CONTEXT
 from edge_worker.cloudflare import ed25519, worker
-from edge_worker.cloudflare.sdk import SCRIPT
+from edge_worker.cloudflare.build import embedded_assets
+from edge_worker.core import web
 from edge_worker.core.engine import EngineError, Runner
 from edge_worker.core.pop import HttpRequest, Live, PopApp
 from edge_worker.core.redemptions import Redemptions
@@ -32,7 +32,6 @@ from poprules import api, customer_token, receipt
 from poprules.bundle import code_hash, decode, release_statement
 from tests.conftest import DEMO
 from tests.edge_worker.cloudflare.conftest import MemoryStore
-from tests.edge_worker.pyodide.harness import NODE, toolchain_problem
 from tests.edge_worker.test_redemptions import KEY as COUPON_KEY
 from tests.edge_worker.test_redemptions import MERCHANT as COUPON_MERCHANT
 from tests.edge_worker.test_redemptions import STATE, program_of, request_of
@@ -199,7 +198,8 @@ def edge_app(built: worker.Built, live: Live | worker.Snapshots, outbox: Any = N
 
 
 @pytest.mark.parametrize(("path", "method", "where"), [
-    ("/sdk/poprules.js", "GET", worker.SDK), ("/v1/checkout", "POST", worker.CHAIN),
+    ("/sdk/poprules.js", "GET", worker.EDGE), ("/demo", "GET", worker.EDGE),
+    ("/v1/checkout", "POST", worker.CHAIN),
     ("/v1/refunds", "post", worker.CHAIN), ("/v1/checkout", "OPTIONS", worker.EDGE),
     ("/v1/quote", "POST", worker.EDGE), ("/healthz", "GET", worker.EDGE),
     ("/v1/checkout/", "POST", worker.EDGE), ("/elsewhere", "GET", worker.EDGE)])
@@ -231,59 +231,17 @@ def test_the_hosts_own_errors_are_the_cores_envelope_with_cors(bundle: bytes,
     assert set(big.headers) <= set(mine.headers)
 
 
-def test_the_checkout_script_is_served_with_cors_and_only_read() -> None:
-    got = worker.sdk_response("GET")
-    assert got.status == 200 and got.body == SCRIPT.encode()
-    assert dict(got.headers)["Content-Type"].startswith("text/javascript")
-    assert dict(got.headers)["Access-Control-Allow-Origin"] == "*"
-    assert worker.sdk_response("HEAD").status == 200
-    preflight = worker.sdk_response("OPTIONS")
-    assert (preflight.status, preflight.body) == (204, b"")
-    refused = worker.sdk_response("POST")
-    assert refused.status == 405 and dict(refused.headers)["Allow"] == "GET, HEAD, OPTIONS"
-    assert json.loads(refused.body)["error"]["field"] == "method"
-
-
-def test_the_checkout_script_quotes_the_cart_and_renders_its_totals(tmp_path: Path) -> None:
-    if toolchain_problem() is not None:
-        pytest.fail(str(toolchain_problem()), pytrace=False)
-    page = tmp_path / "page.js"
-    page.write_text(r"""
-const calls = [];
-function node(tag) {
-  return { tag, children: [], rows: [], textContent: "", attributes: {},
-    getAttribute(name) { return this.attributes[name] ?? null; },
-    replaceChildren(...kids) { this.children = kids; },
-    insertRow() { const row = node("tr"); row.cells = [];
-      row.insertCell = () => { const cell = node("td"); row.cells.push(cell); return cell; };
-      this.rows.push(row); return row; } };
-}
-const cart = node("div");
-cart.attributes = {"data-poprules-cart": JSON.stringify({lines: [{sku: "TEE-01", qty: 2}]}),
-                   "data-poprules-customer": "TOKEN"};
-globalThis.window = globalThis;
-globalThis.document = { currentScript: { src: "https://pop.example.com/sdk/poprules.js" },
-  createElement: node, querySelectorAll: () => [cart] };
-globalThis.fetch = async (url, init) => { calls.push([url, init]);
-  return { ok: true, status: 200, json: async () => ({ currency: "EUR",
-    totals: { subtotal: 3980, discount: 398, net: 3582, cashback_instant: 0, payable: 3582,
-              cashback_wallet: 179, points: 0 } }) }; };
-""" + SCRIPT + r"""
-setTimeout(() => {
-  const rows = cart.children[0].rows.map((r) => r.cells.map((c) => c.textContent));
-  console.log(JSON.stringify({ calls, rows }));
-}, 50);
-""")
-    done = subprocess.run([str(NODE), str(page)], capture_output=True, text=True, timeout=60,
-                          check=True)
-    out = json.loads(done.stdout)
-    (url, init), = out["calls"]
-    assert url == "https://pop.example.com/v1/quote"
-    assert init["headers"]["X-Poprules-Customer"] == "TOKEN"
-    assert json.loads(init["body"]) == {"lines": [{"sku": "TEE-01", "qty": 2}]}
-    labels = [label for label, _ in out["rows"]]
-    assert labels == ["Subtotal", "Discount", "To pay", "Cashback to your wallet"]
-    assert "35.82" in out["rows"][2][1]
+def test_the_worker_serves_the_checkout_script_and_demo_shop_from_the_same_files(
+        bundle: bytes, control_key: SigningKey) -> None:
+    """The Worker reads no files: its build embeds edge_worker/core/web's, byte for byte."""
+    namespace: dict[str, Any] = {}
+    exec(compile(embedded_assets(), "_embedded.py", "exec"), namespace)  # noqa: S102
+    assert namespace["ASSETS"] == {name: web.asset(name) for name in web.TYPES}
+    built = signed(bundle, control_key)
+    core = edge_app(built, worker.load_release(built, lambda: wasmtime_runner(built)))
+    script = core.handle(HttpRequest("GET", "/sdk/poprules.js"))
+    assert script.status == 200 and script.body == web.asset(web.SCRIPT)
+    assert dict(script.headers)["Access-Control-Allow-Origin"] == "*"
 
 
 # --- customer tokens through the host's Ed25519 ------------------------------------------------
