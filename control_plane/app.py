@@ -19,7 +19,7 @@ from flask import Flask, request
 from werkzeug.exceptions import NotFound, RequestEntityTooLarge
 from werkzeug.routing import IntegerConverter
 
-from control_plane import errors
+from control_plane import console, errors
 from control_plane.api import BLUEPRINTS
 from control_plane.config import KEYS, Settings
 from control_plane.context import ControlPlane, install
@@ -70,7 +70,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     install(app, start(resolved))
     errors.register(app)
     app.before_request(_refuse_oversized)
-    for blueprint in BLUEPRINTS:
+    for blueprint in (*BLUEPRINTS, *console.BLUEPRINTS):
         app.register_blueprint(blueprint)
     return app
 

@@ -41,6 +41,13 @@ def customer_hash(key: bytes, opaque_id: str) -> str:
     return hmac.new(key, opaque_id.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
+def session_key(key_dir: Path) -> str:
+    """The console's cookie-signing key (Flask's SECRET_KEY), derived from the same secret
+    under its own label: every worker and host of the control plane shares it already, and
+    it outlives a signing-key rotation (docs/console.md)."""
+    return hmac.new(_secret(key_dir), b"poprules-console-session/1", hashlib.sha256).hexdigest()
+
+
 def _secret(key_dir: Path) -> bytes:
     path = key_dir / SECRET_FILE
     if not path.exists():

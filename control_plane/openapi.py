@@ -161,9 +161,19 @@ def openapi_path(rule: str) -> str:
     return _VARIABLE.sub(lambda match: "{" + match["name"] + "}", rule)
 
 
+#: Blueprints of HTML pages (control_plane/console): not API operations, not documented.
+PAGE_BLUEPRINTS = frozenset({"console", "claim"})
+
+
+def documented(rule: Rule) -> bool:
+    """Whether a rule is an API operation the document must hold: not Flask's static files
+    nor an HTML page."""
+    return rule.endpoint != "static" and rule.endpoint.partition(".")[0] not in PAGE_BLUEPRINTS
+
+
 def _rules(app: Flask) -> Iterator[Rule]:
     return (rule for rule in sorted(app.url_map.iter_rules(), key=lambda r: (r.rule, r.endpoint))
-            if rule.endpoint != "static")
+            if documented(rule))
 
 
 def _methods(rule: Rule) -> list[str]:

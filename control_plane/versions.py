@@ -15,8 +15,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
+from control_plane import audit
 from control_plane.storage.models import ProgramVersion
 from poprules import api
 from poprules.errors import InputError
@@ -89,6 +91,38 @@ def read_requests(program: Program, requests: Sequence[Any], field: str) -> list
         except InputError as exc:
             raise InputError(f"{place}.{exc.field}", exc.message) from None
     return parsed
+
+
+_ATTEMPTS = 5  # for a version number a concurrent upload took
+
+
+class Busy(Exception):
+    """Every try at the next version number was taken by a concurrent upload."""
+
+
+def store_version(session: Session, merchant_id: int, program: Program, *, program_text: str,
+                  program_format: str, catalog_text: str, catalog_format: str,
+                  samples: list[Any], token_id: int | None) -> ProgramVersion:
+    """Keep a checked draft as the merchant's next version, with its audit event, committed.
+    Numbers come from the unique constraint: a concurrent upload that took the number makes
+    this one try the next (a few times, then `Busy`)."""
+    for _ in range(_ATTEMPTS):
+        version = ProgramVersion(
+            merchant_id=merchant_id, number=next_number(session, merchant_id),
+            program_name=program.name, program=program_text, program_format=program_format,
+            catalog=catalog_text, catalog_format=catalog_format, samples=samples,
+            created_by_token_id=token_id)
+        session.add(version)
+        try:
+            session.flush()
+            audit.record(session, audit.VERSION_CREATED, merchant_id=merchant_id,
+                         actor_token_id=token_id, version=version.number,
+                         program=program.name, rules=len(program.rules))
+            session.commit()
+            return version
+        except (IntegrityError, OperationalError):
+            session.rollback()
+    raise Busy
 
 
 def next_number(session: Session, merchant_id: int) -> int:

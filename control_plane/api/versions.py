@@ -28,9 +28,7 @@ from typing import Any
 
 from flask import Blueprint, url_for
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError, OperationalError
 
-from control_plane import audit
 from control_plane.auth import caller, require
 from control_plane.context import session
 from control_plane.errors import ApiError, invalid, invalid_input
@@ -41,12 +39,13 @@ from control_plane.versions import (
     CATALOG_FORMATS,
     MAX_REQUESTS,
     PROGRAM_FORMATS,
+    Busy,
     answer,
     check,
     diff,
-    next_number,
     program_of,
     read_requests,
+    store_version,
     version_json,
 )
 from control_plane.wire import json_body
@@ -54,7 +53,6 @@ from poprules.errors import InputError
 
 bp = Blueprint("versions", __name__, url_prefix="/v1/merchants/<int:merchant_id>/versions")
 
-_ATTEMPTS = 5
 
 
 def _text(body: dict[str, Any], field: str) -> str:
@@ -137,26 +135,14 @@ def post_version(merchant_id: int) -> tuple[dict[str, Any], int, dict[str, str]]
         read_requests(program, samples, "samples")
     except InputError as exc:
         raise invalid_input(exc, "samples") from None
-    who = caller()
-    db = session()
-    for _ in range(_ATTEMPTS):
-        version = ProgramVersion(
-            merchant_id=merchant_id, number=next_number(db, merchant_id),
-            program_name=program.name, program=program_text, program_format=program_format,
-            catalog=catalog_text, catalog_format=catalog_format, samples=samples,
-            created_by_token_id=who.token_id)
-        db.add(version)
-        try:
-            db.flush()
-            audit.record(db, audit.VERSION_CREATED, merchant_id=merchant_id,
-                         actor_token_id=who.token_id, version=version.number,
-                         program=program.name, rules=len(program.rules))
-            db.commit()
-            break
-        except (IntegrityError, OperationalError):  # a concurrent upload took the number
-            db.rollback()
-    else:
-        raise ApiError(503, None, "too many uploads at once; try again", {"Retry-After": "1"})
+    try:
+        version = store_version(session(), merchant_id, program, program_text=program_text,
+                                program_format=program_format, catalog_text=catalog_text,
+                                catalog_format=catalog_format, samples=samples,
+                                token_id=caller().token_id)
+    except Busy:
+        raise ApiError(503, None, "too many uploads at once; try again",
+                       {"Retry-After": "1"}) from None
     location = url_for(".get_version", merchant_id=merchant_id, number=version.number)
     return version_json(version, program), 201, {"Location": location}
 

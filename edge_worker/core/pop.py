@@ -447,12 +447,17 @@ class PopApp:
 
 
 def claim_svg(text: str) -> str:
-    """A QR code of `text` as SVG; segno is imported on first use, so a PoP that never
-    shows one never loads it."""
+    """A QR code of `text` as a standalone SVG document (with its namespace, so a page can
+    show it as an image); segno is imported on first use, so a PoP that never shows one
+    never loads it."""
+    import io
+
     import segno
 
-    svg: str = segno.make(text, error="m", micro=False).svg_inline(scale=4, border=2)
-    return svg
+    out = io.BytesIO()
+    segno.make(text, error="m", micro=False).save(out, kind="svg", xmldecl=False, svgns=True,
+                                                  scale=4, border=2)
+    return out.getvalue().decode("ascii")
 
 
 def _json(status: int, value: Any) -> HttpResponse:

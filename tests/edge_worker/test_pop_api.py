@@ -389,7 +389,8 @@ def test_a_claim_token_is_drawn_as_a_qr_code_of_the_claim_page(release: Release)
     assert status == 200
     assert answer["url"] == f"https://cp.example.com/claim#{token}"
     svg = answer["svg"]
-    assert svg.startswith("<svg") and svg.rstrip().endswith("</svg>")
+    assert svg.startswith('<svg xmlns="http://www.w3.org/2000/svg"')  # an image on its own
+    assert svg.rstrip().endswith("</svg>")
     assert token not in svg  # drawn, not written: the SVG holds paths only
     assert len(pop.outbox.items) == 1  # drawing it stores nothing
 
