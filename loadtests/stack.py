@@ -107,6 +107,40 @@ def workload(target: Target, *, shoppers: int = SHOPPERS) -> Workload:
         customer_tokens=tokens, merchant=served["merchant"], version=release["version"])
 
 
+def clean_env() -> dict[str, str]:
+    """This process's environment without the settings that would point a child elsewhere."""
+    return {k: v for k, v in os.environ.items()
+            if k != "DATABASE_URL" and not k.startswith("POPRULES_")}
+
+
+@dataclass(frozen=True)
+class ControlPlane:
+    url: str
+    token: str  # the bootstrapped merchant's, every scope
+    merchant: int
+
+    @property
+    def base(self) -> str:
+        return f"{self.url}/v1/merchants/{self.merchant}"
+
+
+def start_control_plane(running: ExitStack, root: Path, merchant: str,
+                        log: Path) -> ControlPlane:
+    """A control plane on a fresh SQLite database under `root`, its merchant bootstrapped,
+    serving until `running` closes."""
+    cp_env = {**clean_env(), "DATABASE_URL": f"sqlite:///{root / 'cp.db'}",
+              "POPRULES_KEY_DIR": str(root / "keys")}
+    token = run([POPRULES, "cp", "bootstrap", "--merchant", merchant],
+                cp_env).strip().splitlines()[-1]
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    control = running.enter_context(server(
+        [POPRULES, "cp", "serve", "--bind", f"127.0.0.1:{port}", "--workers",
+         str(CP_WORKERS)], cp_env, log))
+    wait("the control plane", lambda: call("GET", f"{url}/healthz"), control)
+    return ControlPlane(url, token, call("GET", f"{url}/v1/whoami", token=token)["merchant_id"])
+
+
 @contextmanager
 def local_stack(logs: Path) -> Iterator[Target]:
     """A control plane and a PoP serving the generated program, for the block's length; both
@@ -114,23 +148,14 @@ def local_stack(logs: Path) -> Iterator[Target]:
     logs are kept in `logs`."""
     logs.mkdir(parents=True, exist_ok=True)
     generated = generate_program(PROGRAM_SEED, rules=RULES, items=ITEMS)
-    env = {k: v for k, v in os.environ.items()
-           if k != "DATABASE_URL" and not k.startswith("POPRULES_")}
+    env = clean_env()
     with tempfile.TemporaryDirectory(prefix="poprules-loadtest-") as scratch, \
             ExitStack() as running:
         root = Path(scratch)
-        cp_env = {**env, "DATABASE_URL": f"sqlite:///{root / 'cp.db'}",
-                  "POPRULES_KEY_DIR": str(root / "keys")}
-        token = run([POPRULES, "cp", "bootstrap", "--merchant", "loadtest"],
-                     cp_env).strip().splitlines()[-1]
-        cp_port, pop_port = free_port(), free_port()
-        cp, pop = f"http://127.0.0.1:{cp_port}", f"http://127.0.0.1:{pop_port}"
-        control = running.enter_context(server(
-            [POPRULES, "cp", "serve", "--bind", f"127.0.0.1:{cp_port}", "--workers",
-             str(CP_WORKERS)], cp_env, logs / "cp.log"))
-        wait("the control plane", lambda: call("GET", f"{cp}/healthz"), control)
-        merchant = call("GET", f"{cp}/v1/whoami", token=token)["merchant_id"]
-        base = f"{cp}/v1/merchants/{merchant}"
+        plane = start_control_plane(running, root, "loadtest", logs / "cp.log")
+        cp, token, base = plane.url, plane.token, plane.base
+        pop_port = free_port()
+        pop = f"http://127.0.0.1:{pop_port}"
         version = call("POST", f"{base}/versions", {"program": generated.program_yaml,
                                                     "catalog": generated.catalog_json}, token)
         release = call("POST", f"{base}/releases", {"version": version["number"]}, token)

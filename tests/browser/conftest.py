@@ -9,7 +9,6 @@ tests/browser/artifacts/ (kept by CI as the run's artifacts; git-ignored).
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import time
@@ -22,7 +21,16 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
-from loadtests.stack import POPRULES, call, free_port, run, server, wait
+from loadtests.stack import (
+    POPRULES,
+    call,
+    clean_env,
+    free_port,
+    run,
+    server,
+    start_control_plane,
+    wait,
+)
 from scripts.demo import SHOP_TIME
 from tests.conftest import DEMO, ROOT
 
@@ -99,28 +107,15 @@ class Shop:
 
 @pytest.fixture(scope="session")
 def shop() -> Iterator[Shop]:
-    env = {k: v for k, v in os.environ.items()
-           if k != "DATABASE_URL" and not k.startswith("POPRULES_")}
     with tempfile.TemporaryDirectory(prefix="poprules-browser-") as scratch, \
             ExitStack() as stack:
         root = Path(scratch)
-        cp_env = {**env, "DATABASE_URL": f"sqlite:///{root / 'cp.db'}",
-                  "POPRULES_KEY_DIR": str(root / "keys")}
-        token = run([POPRULES, "cp", "bootstrap", "--merchant", "Corner Market"],
-                    cp_env).strip().splitlines()[-1]
-        port = free_port()
-        cp = f"http://127.0.0.1:{port}"
-        control = stack.enter_context(server(
-            [POPRULES, "cp", "serve", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
-            cp_env, root / "cp.log"))
-        wait("the control plane", lambda: call("GET", f"{cp}/healthz"), control)
-        merchant = call("GET", f"{cp}/v1/whoami", token=token)["merchant_id"]
-        base = f"{cp}/v1/merchants/{merchant}"
-        version = call("POST", f"{base}/versions", {
+        plane = start_control_plane(stack, root, "Corner Market", root / "cp.log")
+        version = call("POST", f"{plane.base}/versions", {
             "program": program_text(),
-            "catalog": (DEMO / "catalog.json").read_text(encoding="utf-8")}, token)
-        call("POST", f"{base}/releases", {"version": version["number"]}, token)
-        world = Shop(cp, "", token, merchant, root, env, stack)
+            "catalog": (DEMO / "catalog.json").read_text(encoding="utf-8")}, plane.token)
+        call("POST", f"{plane.base}/releases", {"version": version["number"]}, plane.token)
+        world = Shop(plane.url, "", plane.token, plane.merchant, root, clean_env(), stack)
         world.pop, _ = world.start_pop("lisbon-stall")
         yield world
 
