@@ -40,14 +40,13 @@ from bench.quote import ITEMS, RULES, Timing, _row, _summary, make_carts
 from edge_worker.core import checkout
 from edge_worker.core.release import Release
 from edge_worker.host.state import Identity, State
-from loadtests.stack import call, free_port, run, server, wait
+from loadtests.stack import call, clean_env, free_port, run, server, start_control_plane, wait
 from poprules import api, receipt
 from wasm_build.random_program import GeneratedProgram, generate_program
 
 ROOT = Path(__file__).resolve().parent.parent
 POPRULES = str(Path(sys.executable).with_name("poprules"))
 REFUSED = ("customer", "at", "spent_coupons", "pop")  # what a PoP takes from no client
-CP_WORKERS = 2
 POP_THREADS = 2
 LOAD_THREADS = 4
 LOAD_SECONDS = 5.0
@@ -80,21 +79,12 @@ def pop_figures(seed: int) -> list[str]:
 
 
 def _measure(root: Path, generated: GeneratedProgram, carts: list[dict[str, Any]]) -> list[str]:
-    env = {k: v for k, v in os.environ.items()
-           if k != "DATABASE_URL" and not k.startswith("POPRULES_")}
-    cp_env = {**env, "DATABASE_URL": f"sqlite:///{root / 'cp.db'}",
-              "POPRULES_KEY_DIR": str(root / "keys")}
-    booted = run([POPRULES, "cp", "bootstrap", "--merchant", "bench"], cp_env)
-    token = booted.strip().splitlines()[-1]
-    cp_port, pop_port = free_port(), free_port()
-    plane, pop = f"http://127.0.0.1:{cp_port}", f"http://127.0.0.1:{pop_port}"
+    env = clean_env()
+    pop_port = free_port()
+    pop = f"http://127.0.0.1:{pop_port}"
     with ExitStack() as running:
-        control = running.enter_context(server(
-            [POPRULES, "cp", "serve", "--bind", f"127.0.0.1:{cp_port}", "--workers",
-             str(CP_WORKERS)], cp_env, root / "cp.log"))
-        wait("the control plane", lambda: call("GET", f"{plane}/healthz"), control)
-        merchant = call("GET", f"{plane}/v1/whoami", token=token)["merchant_id"]
-        base = f"{plane}/v1/merchants/{merchant}"
+        started = start_control_plane(running, root, "bench", root / "cp.log")
+        plane, token, base = started.url, started.token, started.base
         version = call("POST", f"{base}/versions", {"program": generated.program_yaml,
                                                      "catalog": generated.catalog_json}, token)
         release = call("POST", f"{base}/releases", {"version": version["number"]}, token)

@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 from nacl.signing import SigningKey
@@ -158,20 +159,12 @@ def loopback(seed: int, *, rate: float, pop_threads: int, load_threads: int,
               for cart in make_carts(generated, seed)]
     with tempfile.TemporaryDirectory(prefix="poprules-profile-") as scratch:
         root = Path(scratch)
-        env = {k: v for k, v in os.environ.items()
-               if k != "DATABASE_URL" and not k.startswith("POPRULES_")}
-        cp_env = {**env, "DATABASE_URL": f"sqlite:///{root / 'cp.db'}",
-                  "POPRULES_KEY_DIR": str(root / "keys")}
-        token = stack.run([stack.POPRULES, "cp", "bootstrap", "--merchant", "bench"],
-                           cp_env).strip().splitlines()[-1]
-        cp_port, pop_port = stack.free_port(), stack.free_port()
-        plane, pop = f"http://127.0.0.1:{cp_port}", f"http://127.0.0.1:{pop_port}"
-        with stack.server([stack.POPRULES, "cp", "serve", "--bind", f"127.0.0.1:{cp_port}"],
-                           cp_env, root / "cp.log") as control:
-            stack.wait("the control plane", lambda: stack.call("GET", f"{plane}/healthz"),
-                        control)
-            merchant = stack.call("GET", f"{plane}/v1/whoami", token=token)["merchant_id"]
-            base = f"{plane}/v1/merchants/{merchant}"
+        env = stack.clean_env()
+        pop_port = stack.free_port()
+        pop = f"http://127.0.0.1:{pop_port}"
+        with ExitStack() as running:
+            started = stack.start_control_plane(running, root, "bench", root / "cp.log")
+            plane, token, base = started.url, started.token, started.base
             version = stack.call("POST", f"{base}/versions", {
                 "program": generated.program_yaml, "catalog": generated.catalog_json}, token)
             release = stack.call("POST", f"{base}/releases", {"version": version["number"]},

@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 from bench.pop import (
-    CP_WORKERS,
     POP_THREADS,
     POPRULES,
     QUOTE_POP,
@@ -45,7 +44,7 @@ from bench.pop import (
     _enroll,
 )
 from bench.quote import DEFAULT_SEED, ITEMS, RULES, machine, make_carts
-from loadtests.stack import call, free_port, run, server, wait
+from loadtests.stack import call, clean_env, free_port, server, start_control_plane, wait
 from wasm_build.random_program import GeneratedProgram, generate_program
 
 RATES = (100, 250, 500, 750, 1000, 1500, 2000)  # offered quotes per second
@@ -63,21 +62,12 @@ CHART = ROOT / "docs" / "img" / "pop-rate-sweep.png"
 def quoting_pop(root: Path, generated: GeneratedProgram) -> Iterator[str]:
     """A control plane and one PoP serving the published program, as `bench/pop.py` starts
     them (without its receipt PoP); yields the PoP's base URL and stops both afterwards."""
-    env = {k: v for k, v in os.environ.items()
-           if k != "DATABASE_URL" and not k.startswith("POPRULES_")}
-    cp_env = {**env, "DATABASE_URL": f"sqlite:///{root / 'cp.db'}",
-              "POPRULES_KEY_DIR": str(root / "keys")}
-    token = run([POPRULES, "cp", "bootstrap", "--merchant", "sweep"],
-                 cp_env).strip().splitlines()[-1]
-    cp_port, pop_port = free_port(), free_port()
-    plane, pop = f"http://127.0.0.1:{cp_port}", f"http://127.0.0.1:{pop_port}"
+    env = clean_env()
+    pop_port = free_port()
+    pop = f"http://127.0.0.1:{pop_port}"
     with ExitStack() as running:
-        control = running.enter_context(server(
-            [POPRULES, "cp", "serve", "--bind", f"127.0.0.1:{cp_port}", "--workers",
-             str(CP_WORKERS)], cp_env, root / "cp.log"))
-        wait("the control plane", lambda: call("GET", f"{plane}/healthz"), control)
-        merchant = call("GET", f"{plane}/v1/whoami", token=token)["merchant_id"]
-        base = f"{plane}/v1/merchants/{merchant}"
+        started = start_control_plane(running, root, "sweep", root / "cp.log")
+        plane, token, base = started.url, started.token, started.base
         version = call("POST", f"{base}/versions", {"program": generated.program_yaml,
                                                      "catalog": generated.catalog_json}, token)
         release = call("POST", f"{base}/releases", {"version": version["number"]}, token)
